@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from budapp.auth.models import AuthSession, RefreshToken
+from budapp.auth.repository import AuthSessionRepository
+from budapp.auth.schemas import LoginRequest, Me, OrganizationSummary, TokenPair
+from budapp.auth.throttle import LoginThrottle
+from budapp.auth.tokens import TokenIssuer
+from budapp.core.auth import Principal, system_scope
+from budapp.core.db import utcnow
+from budapp.core.errors import Unauthorized
+from budapp.core.roles import Role
+from budapp.core.security import hash_token
+from budapp.organizations.service import OrganizationService
+from budapp.projects.service import ProjectService
+from budapp.users.models import User
+from budapp.users.service import UserService
+
+REFRESH_TOKEN_PREFIX = "bud_rt_"  # noqa: S105 - a public prefix, not a secret
+
+
+class RefreshTokenReused(Unauthorized):
+    # The session revocation must be kept although the request fails.
+    commit = True
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    address: str
+    user_agent: str | None
+
+
+class AuthService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        users: UserService,
+        issuer: TokenIssuer,
+        throttle: LoginThrottle,
+        *,
+        refresh_ttl_seconds: int,
+    ) -> None:
+        self.repository = AuthSessionRepository(session)
+        self.session = session
+        self.users = users
+        self.issuer = issuer
+        self.throttle = throttle
+        self.refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
+
+    async def login(self, data: LoginRequest, client: ClientInfo) -> TokenPair:
+        await self.throttle.before_attempt(data.email, client.address)
+        user = await self.users.find_for_login(data.email)
+        valid = await self.users.verify_password(user, data.password.get_secret_value())
+        if user is None or not valid or not user.is_active:
+            await self.throttle.failed(data.email)
+            # One message for every cause, so that the answer does not reveal which accounts exist.
+            raise Unauthorized("Invalid e-mail or password")
+        await self.throttle.succeeded(data.email)
+        await self.users.record_login(user, None)
+        now = utcnow()
+        auth_session = AuthSession(
+            user_id=user.id,
+            expires_at=now + self.refresh_ttl,
+            client_address=client.address[:64],
+            user_agent=(client.user_agent or "")[:512] or None,
+            created_at=now,
+        )
+        self.repository.add(auth_session)
+        await self.session.flush()
+        return await self._issue(user, auth_session, now)
+
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        found = await self.repository.find_refresh_token(hash_token(refresh_token))
+        if found is None:
+            raise Unauthorized("Invalid refresh token")
+        token, auth_session = found
+        now = utcnow()
+        if auth_session.revoked_at is not None or auth_session.expires_at <= now:
+            raise Unauthorized("The session has ended; log in again")
+        if not await self.repository.claim_refresh_token(token.id, now):
+            # A rotated token presented again: it was copied. End the whole family, for the
+            # thief and the rightful holder alike.
+            await self.repository.revoke([auth_session.id], "refresh_token_reuse", now)
+            raise RefreshTokenReused("Refresh token reuse detected; the session was revoked")
+        if token.expires_at <= now:
+            raise Unauthorized("Invalid refresh token")
+        user = await self.users.get_active(auth_session.user_id)
+        if user is None or _voided(auth_session, user):
+            raise Unauthorized("The session has ended; log in again")
+        return await self._issue(user, auth_session, now)
+
+    async def logout(self, principal: Principal, *, all_sessions: bool) -> None:
+        now = utcnow()
+        if all_sessions:
+            await self.repository.revoke_all_for_user(principal.user_id, "logout_all", now)
+        elif principal.session_id is not None:
+            await self.repository.revoke([principal.session_id], "logout", now)
+
+    async def _issue(self, user: User, auth_session: AuthSession, now: datetime) -> TokenPair:
+        refresh_value = REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
+        self.repository.add(
+            RefreshToken(
+                session_id=auth_session.id,
+                token_hash=hash_token(refresh_value),
+                expires_at=auth_session.expires_at,
+            )
+        )
+        await self.session.flush()
+        access, expires_in = self.issuer.issue(
+            user_id=user.id,
+            session_id=auth_session.id,
+            organization_id=user.organization_id,
+            email=user.email,
+            role=user.role.value,
+            now=now,
+        )
+        return TokenPair(
+            access_token=access,
+            refresh_token=refresh_value,
+            expires_in=expires_in,
+            refresh_expires_in=int((auth_session.expires_at - now).total_seconds()),
+        )
+
+
+class MeService:
+    def __init__(
+        self, users: UserService, organizations: OrganizationService, projects: ProjectService
+    ) -> None:
+        self.users = users
+        self.organizations = organizations
+        self.projects = projects
+
+    async def me(self, principal: Principal) -> Me:
+        user = await self.users.get(system_scope(), principal.user_id)
+        organization = await self.organizations.get(system_scope(), user.organization_id)
+        return Me(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            role=user.role,
+            effective_roles=[role for role in Role if user.role.includes(role)],
+            organization=OrganizationSummary(id=organization.id, name=organization.name),
+            projects=await self.projects.memberships(user.id),
+        )
+
+
+class TokenAuthenticator:
+    """Resolves an access token to a Principal: a valid signature is not enough, the session
+    must still be open and the user active (so logout, deactivation and deletion take effect
+    at once, not when the token expires)."""
+
+    def __init__(self, issuer: TokenIssuer) -> None:
+        self.issuer = issuer
+
+    async def authenticate(self, token: str, session: AsyncSession) -> Principal:
+        claims = self.issuer.decode(token)
+        auth_session = await AuthSessionRepository(session).get(claims.session_id)
+        now = utcnow()
+        if (
+            auth_session is None
+            or auth_session.user_id != claims.user_id
+            or auth_session.revoked_at is not None
+            or auth_session.expires_at <= now
+        ):
+            raise Unauthorized("The session has ended; log in again")
+        user = await UserService.lookup_active(session, claims.user_id)
+        if user is None or _voided(auth_session, user):
+            raise Unauthorized("The session has ended; log in again")
+        return Principal(
+            user_id=user.id,
+            organization_id=user.organization_id,
+            role=user.role,
+            email=user.email,
+            session_id=auth_session.id,
+        )
+
+
+def _voided(auth_session: AuthSession, user: User) -> bool:
+    valid_after = user.sessions_valid_after
+    return valid_after is not None and auth_session.created_at < valid_after

@@ -1,0 +1,118 @@
+"""`budapp` command line: serve, migrate, and administration for scripts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from budapp.core import migrate as migrations
+from budapp.core.errors import BudappError
+from budapp.core.roles import Role
+from budapp.settings import get_settings
+
+app = typer.Typer(help="budapp: control plane of a self-hosted AI model-serving platform.")
+admin = typer.Typer(help="Administration for scripts.")
+app.add_typer(admin, name="admin")
+console = Console(stderr=True)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default: BUDAPP_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: BUDAPP_PORT, 9081)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """Run the API server (applies migrations first on the embedded SQLite default)."""
+    settings = get_settings()
+    uvicorn.run(
+        "budapp.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+    downgrade: Annotated[bool, typer.Option(help="Downgrade to the revision instead")] = False,
+) -> None:
+    """Apply (or roll back) database migrations."""
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url
+    if downgrade:
+        migrations.downgrade(url, revision)
+    else:
+        migrations.upgrade(url, revision)
+    console.print(f"[green]database at {revision}[/green]")
+
+
+@admin.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Option(help="Login e-mail")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="BUDAPP_NEW_USER_PASSWORD",
+        ),
+    ],
+    name: Annotated[str, typer.Option(help="Display name")] = "",
+    role: Annotated[Role, typer.Option(help="Platform role")] = Role.USER,
+    organization: Annotated[
+        str | None,
+        typer.Option(help="Organization name (created if missing; default: the default one)"),
+    ] = None,
+) -> None:
+    """Create a user (and its organization if needed)."""
+    from budapp.admin import create_user as create  # noqa: PLC0415 - keeps `--help` fast
+
+    settings = get_settings()
+    with _reported_errors():
+        user_id = asyncio.run(
+            create(
+                settings,
+                email=email,
+                password=password,
+                name=name or email,
+                role=role,
+                organization=organization,
+            )
+        )
+    console.print(f"[green]created user {email} ({role.value}) id={user_id}[/green]")
+
+
+@admin.command("create-org")
+def create_org(name: Annotated[str, typer.Argument(help="Organization name")]) -> None:
+    """Create an organization."""
+    from budapp.admin import create_organization  # noqa: PLC0415
+
+    with _reported_errors():
+        organization_id = asyncio.run(create_organization(get_settings(), name))
+    console.print(f"[green]created organization {name} id={organization_id}[/green]")
+
+
+@contextmanager
+def _reported_errors() -> Iterator[None]:
+    try:
+        yield
+    except BudappError as exc:
+        console.print(f"[red]{exc.code}: {exc.message}[/red]")
+        raise typer.Exit(1) from exc
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,125 @@
+"""create_app(): the one place that knows every domain: routers, middleware, error handlers,
+the adapters chosen from settings, and the lifespan that opens and closes them."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
+
+from budapp import __version__
+from budapp.adapters.cache import create_window_counter
+from budapp.auth.router import router as auth_router
+from budapp.auth.service import TokenAuthenticator
+from budapp.auth.throttle import LoginThrottle
+from budapp.auth.tokens import TokenIssuer
+from budapp.bootstrap import ensure_initial_admin
+from budapp.core import migrate
+from budapp.core.db import create_engine, create_session_factory
+from budapp.core.http import install_error_handlers
+from budapp.core.logging import configure_logging, get_logger
+from budapp.core.middleware import RequestContextMiddleware
+from budapp.core.references import ReferenceGuard
+from budapp.core.security import PasswordHasher, load_signing_key
+from budapp.health.router import router as health_router
+from budapp.organizations.router import router as organizations_router
+from budapp.projects.router import router as projects_router
+from budapp.projects.service import projects_in_organization
+from budapp.settings import Settings, get_settings
+from budapp.users.router import router as users_router
+from budapp.users.service import users_in_organization
+
+log = get_logger("budapp")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+
+    app = FastAPIOffline(
+        title="budapp",
+        version=__version__,
+        description="Control plane of a self-hosted AI model-serving platform.",
+        lifespan=_lifespan,
+        openapi_url=f"{settings.api_prefix}/openapi.json",
+        docs_url=f"{settings.api_prefix}/docs",
+        redoc_url=f"{settings.api_prefix}/redoc",
+        static_url=f"{settings.api_prefix}/static-offline-docs",
+    )
+    app.state.settings = settings
+    app.state.references = _reference_guard()
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+
+    app.include_router(health_router)
+    api = APIRouter(prefix=settings.api_prefix)
+    for router in (auth_router, organizations_router, users_router, projects_router):
+        api.include_router(router)
+    app.include_router(api)
+    return app
+
+
+def _reference_guard() -> ReferenceGuard:
+    references = ReferenceGuard()
+    references.register("organization", users_in_organization)
+    references.register("organization", projects_in_organization)
+    return references
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.resolved_database_url
+    if settings.should_auto_migrate:
+        # Alembic drives its own event loop, so it runs in a thread of its own.
+        await asyncio.to_thread(migrate.upgrade, url)
+
+    engine = create_engine(url, pool_size=settings.database_pool_size, echo=settings.database_echo)
+    state = app.state
+    state.engine = engine
+    state.session_factory = create_session_factory(engine)
+    state.password_hasher = PasswordHasher(
+        time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
+    )
+    private_pem = (
+        settings.jwt_private_key.get_secret_value().encode() if settings.jwt_private_key else None
+    )
+    signing_key = load_signing_key(private_pem, settings.jwt_private_key_file, settings.data_dir)
+    state.token_issuer = TokenIssuer(
+        signing_key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=settings.access_token_ttl_seconds,
+    )
+    state.authenticator = TokenAuthenticator(state.token_issuer)
+    state.window_counter = create_window_counter(settings.redis_url)
+    state.login_throttle = LoginThrottle(
+        state.window_counter,
+        max_failures_per_account=settings.login_max_failures_per_account,
+        failure_window_seconds=settings.login_failure_window_seconds,
+        max_attempts_per_address=settings.login_max_attempts_per_address,
+        address_window_seconds=settings.login_address_window_seconds,
+    )
+
+    password = await ensure_initial_admin(
+        state.session_factory, settings, state.password_hasher, state.references
+    )
+    if password is not None:
+        # Shown once, on the console rather than in the structured log.
+        print(
+            f"\n  budapp: created super admin {settings.admin_email} "
+            f"with password: {password}\n  (shown once; change it after logging in)\n",
+            file=sys.stderr,
+            flush=True,
+        )
+    log.info("budapp_started", database=engine.url.get_backend_name(), prefix=settings.api_prefix)
+    try:
+        yield
+    finally:
+        await state.window_counter.close()
+        await engine.dispose()

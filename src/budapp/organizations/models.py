@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from budapp.core.columns import unique_live
+from budapp.core.db import Base, RecordMixin, SoftDeleteMixin
+
+
+class Organization(RecordMixin, SoftDeleteMixin, Base):
+    """A tenant: every tenant-owned row carries an `organization_id`."""
+
+    __tablename__ = "organizations"
+    __table_args__ = (unique_live("ix_organizations_name", "name"),)
+
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(2000), default=None)

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from budapp.core.auth import CurrentPrincipal
+from budapp.core.deps import SessionDep
+from budapp.core.roles import Permission
+from budapp.organizations.dependencies import OrganizationServiceDep
+from budapp.projects.service import ProjectAccess, ProjectService
+from budapp.users.dependencies import UserServiceDep
+
+
+def _service(
+    request: Request,
+    session: SessionDep,
+    users: UserServiceDep,
+    organizations: OrganizationServiceDep,
+) -> ProjectService:
+    return ProjectService(session, users, organizations, request.app.state.references)
+
+
+ProjectServiceDep = Annotated[ProjectService, Depends(_service)]
+
+
+def project_access(permission: Permission) -> Callable[..., Awaitable[ProjectAccess]]:
+    """Dependency: the path's `project_id`, visible to the caller, who holds `permission`."""
+
+    async def dependency(
+        project_id: uuid.UUID, principal: CurrentPrincipal, service: ProjectServiceDep
+    ) -> ProjectAccess:
+        return await service.access(project_id, principal, permission)
+
+    return dependency
+
+
+ProjectViewer = Annotated[ProjectAccess, Depends(project_access(Permission.PROJECT_VIEW))]
+ProjectManager = Annotated[ProjectAccess, Depends(project_access(Permission.PROJECT_MANAGE))]
+MembersViewer = Annotated[ProjectAccess, Depends(project_access(Permission.MEMBERS_VIEW))]
+MembersManager = Annotated[ProjectAccess, Depends(project_access(Permission.MEMBERS_MANAGE))]

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from budapp.core.auth import TenantScope
+from budapp.core.repository import contains, fetch_page
+from budapp.core.roles import ProjectRole
+from budapp.projects.models import Project, ProjectMember
+from budapp.projects.schemas import ProjectFilter
+
+
+class ProjectRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _scoped(self, scope: TenantScope) -> Select[Project]:
+        return select(Project).where(
+            Project.deleted_at.is_(None), scope.where(Project.organization_id)
+        )
+
+    async def get(self, scope: TenantScope, project_id: uuid.UUID) -> Project | None:
+        return await self.session.scalar(self._scoped(scope).where(Project.id == project_id))
+
+    async def page(
+        self,
+        scope: TenantScope,
+        filters: ProjectFilter,
+        *,
+        member_id: uuid.UUID | None = None,
+    ) -> tuple[list[Project], int]:
+        """Projects in scope; only those `member_id` belongs to when given."""
+        statement = self._scoped(scope)
+        if member_id is not None:
+            statement = statement.join(
+                ProjectMember,
+                (ProjectMember.project_id == Project.id) & (ProjectMember.user_id == member_id),
+            )
+        if filters.organization_id is not None:
+            statement = statement.where(Project.organization_id == filters.organization_id)
+        if filters.search:
+            statement = statement.where(contains(Project.name, filters.search))
+        statement = statement.order_by(Project.created_at.desc(), Project.id)
+        return await fetch_page(self.session, statement, filters)
+
+    async def name_taken(
+        self, organization_id: uuid.UUID, name: str, *, excluding: uuid.UUID | None = None
+    ) -> bool:
+        statement = select(Project.id).where(
+            Project.deleted_at.is_(None),
+            Project.organization_id == organization_id,
+            Project.name == name,
+        )
+        if excluding is not None:
+            statement = statement.where(Project.id != excluding)
+        return (await self.session.scalar(statement.limit(1))) is not None
+
+    async def count_in_organization(self, organization_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(
+            Project.deleted_at.is_(None), Project.organization_id == organization_id
+        )
+        return int(await self.session.scalar(statement) or 0)
+
+    def add(self, row: Project | ProjectMember) -> None:
+        self.session.add(row)
+
+    # --- members ---------------------------------------------------------------------------
+
+    async def member(self, project_id: uuid.UUID, user_id: uuid.UUID) -> ProjectMember | None:
+        statement = select(ProjectMember).where(
+            ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
+        )
+        return await self.session.scalar(statement)
+
+    async def members(self, project_id: uuid.UUID) -> list[ProjectMember]:
+        statement = (
+            select(ProjectMember)
+            .where(ProjectMember.project_id == project_id)
+            .order_by(ProjectMember.created_at, ProjectMember.id)
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def count_admins(self, project_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(
+            ProjectMember.project_id == project_id, ProjectMember.role == ProjectRole.ADMIN
+        )
+        return int(await self.session.scalar(statement) or 0)
+
+    async def remove_member(self, member: ProjectMember) -> None:
+        await self.session.execute(delete(ProjectMember).where(ProjectMember.id == member.id))
+
+    async def memberships(self, user_id: uuid.UUID) -> list[tuple[ProjectMember, Project]]:
+        statement = (
+            select(ProjectMember, Project)
+            .join(Project, Project.id == ProjectMember.project_id)
+            .where(ProjectMember.user_id == user_id, Project.deleted_at.is_(None))
+            .order_by(Project.name)
+        )
+        return [(member, project) for member, project in (await self.session.execute(statement))]

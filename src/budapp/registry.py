@@ -1,0 +1,19 @@
+"""Imports every domain's tables so `Base.metadata` is complete (Alembic, tests)."""
+
+from budapp.auth.models import AuthSession, RefreshToken
+from budapp.core.db import Base
+from budapp.organizations.models import Organization
+from budapp.projects.models import Project, ProjectMember
+from budapp.users.models import User
+
+metadata = Base.metadata
+
+__all__ = [
+    "AuthSession",
+    "Organization",
+    "Project",
+    "ProjectMember",
+    "RefreshToken",
+    "User",
+    "metadata",
+]

@@ -1,0 +1,91 @@
+"""budapp settings: one class, read from `BUDAPP_*` environment variables and an optional `.env`.
+
+Every setting has an embedded default so that `budapp serve` works on a laptop with nothing
+else installed; production overrides the database, cache and identity settings
+(docs/configuration.md).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "budapp"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BUDAPP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- service -------------------------------------------------------------------------------
+    environment: Literal["development", "production", "test"] = "development"
+    host: str = "127.0.0.1"
+    port: int = Field(default=9081, ge=1, le=65535)
+    api_prefix: str = Field(default="", pattern=r"^(/[A-Za-z0-9_-]+)*$")
+    data_dir: Path = DEFAULT_DATA_DIR
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    access_log: bool = True
+
+    # --- database ------------------------------------------------------------------------------
+    # Empty means the embedded SQLite file `<data_dir>/budapp.db`.
+    database_url: str = ""
+    database_pool_size: int = Field(default=10, ge=1)
+    database_echo: bool = False
+    # None: migrate on start for SQLite only; production runs `budapp migrate` as a release step.
+    auto_migrate: bool | None = None
+
+    # --- cache / rate limits -------------------------------------------------------------------
+    # Empty means in-process (single replica); set to redis://... when running several replicas.
+    redis_url: str = ""
+
+    # --- identity ------------------------------------------------------------------------------
+    jwt_issuer: str = "budapp"
+    jwt_audience: str = "budapp"
+    # PEM of an Ed25519 private key, inline or as a file; neither set: generated in data_dir.
+    jwt_private_key: SecretStr | None = None
+    jwt_private_key_file: Path | None = None
+    access_token_ttl_seconds: int = Field(default=900, ge=30)
+    refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    # argon2id cost parameters (RFC 9106 "second recommended option" by default).
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_kib: int = Field(default=65536, ge=8)
+    password_min_length: int = Field(default=8, ge=1)
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1)
+    login_max_attempts_per_address: int = Field(default=30, ge=1)
+    login_address_window_seconds: int = Field(default=60, ge=1)
+    # Proxies whose X-Forwarded-For is believed when finding the client address.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    # --- bootstrap -----------------------------------------------------------------------------
+    admin_email: str = "admin@budapp.local"
+    admin_password: SecretStr | None = None
+    default_organization: str = "Default"
+
+    @field_validator("api_prefix")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'budapp.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from budapp.core.deps import SessionDep
+from budapp.organizations.dependencies import OrganizationServiceDep
+from budapp.users.service import UserService
+
+
+def _service(
+    request: Request, session: SessionDep, organizations: OrganizationServiceDep
+) -> UserService:
+    state = request.app.state
+    return UserService(
+        session,
+        state.password_hasher,
+        organizations,
+        password_min_length=state.settings.password_min_length,
+    )
+
+
+UserServiceDep = Annotated[UserService, Depends(_service)]
