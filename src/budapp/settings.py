@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
     # argon2id cost parameters (RFC 9106 "second recommended option" by default).
     password_time_cost: int = Field(default=3, ge=1)
-    password_memory_kib: int = Field(default=65536, ge=8)
+    password_memory_kib: int = Field(default=65536, ge=64)
     password_min_length: int = Field(default=8, ge=1)
     login_max_failures_per_account: int = Field(default=5, ge=1)
     login_failure_window_seconds: int = Field(default=900, ge=1)

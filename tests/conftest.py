@@ -1,0 +1,130 @@
+"""Test harness: one real database per run (SQLite file, or the PostgreSQL named by
+BUDAPP_TEST_DATABASE_URL), its schema built by `alembic upgrade head`, every table emptied
+before each test; the app runs its real lifespan and is called through ASGI."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from budapp.adapters.cache import MemoryWindowCounter
+from budapp.core import migrate
+from budapp.main import create_app
+from budapp.registry import metadata
+from budapp.settings import Settings
+from tests.factories import World, build_world
+
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/budapp_test"
+
+
+def database_url(tmp_root: Path) -> str:
+    return os.environ.get("BUDAPP_TEST_DATABASE_URL") or (
+        f"sqlite+aiosqlite:///{tmp_root / 'budapp-test.db'}"
+    )
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith("postgresql")
+
+
+async def recreate_postgres_database(url: str) -> None:
+    """Drops and creates the test database, so every run starts from nothing."""
+    import asyncpg  # noqa: PLC0415
+
+    parsed = make_url(url)
+    admin = await asyncpg.connect(
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        host=parsed.host or "127.0.0.1",
+        port=parsed.port or 5432,
+        database="postgres",
+    )
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("budapp-data")
+
+
+@pytest.fixture(scope="session")
+def db_url(data_dir: Path) -> Iterator[str]:
+    url = database_url(data_dir)
+    if is_postgres(url):
+        asyncio.run(recreate_postgres_database(url))
+    migrate.upgrade(url)
+    yield url
+
+
+def make_settings(data_dir: Path, db_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "environment": "test",
+        "data_dir": data_dir,
+        "database_url": db_url,
+        "auto_migrate": False,
+        "access_log": False,
+        "log_level": "WARNING",
+        # Minimal argon2 cost: the tests exercise the logic, not the hardness.
+        "password_time_cost": 1,
+        "password_memory_kib": 64,
+        "admin_password": "bootstrap-password",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path, db_url: str) -> Settings:
+    return make_settings(data_dir, db_url)
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(autouse=True)
+async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Empties every table and the rate-limit counters before each test that uses the app."""
+    if "app" not in request.fixturenames:
+        yield
+        return
+    application: FastAPI = request.getfixturevalue("app")
+    engine = application.state.engine
+    tables = [table.name for table in reversed(metadata.sorted_tables)]
+    async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
+        else:
+            for table in tables:
+                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+    counter = MemoryWindowCounter()
+    application.state.window_counter = counter
+    application.state.login_throttle.counter = counter
+    yield
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://budapp.test") as http:
+        yield http
+
+
+@pytest.fixture
+async def world(app: FastAPI, client: httpx.AsyncClient) -> World:
+    return await build_world(app, client)
