@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -60,12 +60,12 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def db_url(data_dir: Path) -> Iterator[str]:
+def db_url(data_dir: Path) -> str:
     url = database_url(data_dir)
     if is_postgres(url):
         asyncio.run(recreate_postgres_database(url))
     migrate.upgrade(url)
-    yield url
+    return url
 
 
 def make_settings(data_dir: Path, db_url: str, **overrides: object) -> Settings:

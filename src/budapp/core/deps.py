@@ -13,7 +13,7 @@ from budapp.settings import Settings
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    async for session in session_scope(request.app.state.session_factory):
+    async with session_scope(request.app.state.session_factory) as session:
         yield session
 
 

@@ -1,0 +1,1 @@
+"""Load benchmarks for budapp (see README.md); not part of the shipped package."""

@@ -1,0 +1,245 @@
+"""Every management route against every kind of caller.
+
+Targets live in organization A. `user` is a developer member of project A, `outsider` a user
+of A in no project, `user_b`/`org_admin_b` belong to organization B: for them every id of A must
+look like it does not exist (404), never 403."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from budapp.core.roles import Role
+from tests.factories import World, create_account, create_organization
+
+ACTORS = [
+    "anonymous",
+    "user",
+    "outsider",
+    "project_admin",
+    "org_admin",
+    "super_admin",
+    "user_b",
+    "org_admin_b",
+]
+
+
+@dataclass
+class Targets:
+    world: World
+    target_user: uuid.UUID
+    empty_org: uuid.UUID
+
+
+Path = Callable[[Targets], str]
+Body = Callable[[Targets], dict[str, Any]] | None
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    path: Path
+    body: Body
+    expected: dict[str, int]
+
+    def status(self, actor: str) -> int:
+        return self.expected.get(actor, self.expected.get("*", 0))
+
+
+def _by(
+    anonymous: int = 401,
+    user: int | None = None,
+    outsider: int | None = None,
+    project_admin: int | None = None,
+    org_admin: int | None = None,
+    super_admin: int | None = None,
+    user_b: int | None = None,
+    org_admin_b: int | None = None,
+) -> dict[str, int]:
+    table = {
+        "anonymous": anonymous,
+        "user": user,
+        "outsider": outsider if outsider is not None else user,
+        "project_admin": project_admin,
+        "org_admin": org_admin,
+        "super_admin": super_admin,
+        "user_b": user_b,
+        "org_admin_b": org_admin_b,
+    }
+    return {k: v for k, v in table.items() if v is not None}
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix} {uuid.uuid4().hex[:8]}"
+
+
+def _project(t: Targets) -> str:
+    return f"/projects/{t.world.project_a}"
+
+
+CASES: dict[str, Case] = {
+    "me": Case("GET", lambda t: "/auth/me", None, _by(401, 200, 200, 200, 200, 200, 200, 200)),
+    "logout": Case(
+        "POST", lambda t: "/auth/logout", None, _by(401, 204, 204, 204, 204, 204, 204, 204)
+    ),
+    "list organizations": Case(
+        "GET", lambda t: "/organizations", None, _by(401, 200, 200, 200, 200, 200, 200, 200)
+    ),
+    "create organization": Case(
+        "POST",
+        lambda t: "/organizations",
+        lambda t: {"name": _unique("Org")},
+        _by(401, 403, 403, 403, 403, 201, 403, 403),
+    ),
+    "get organization": Case(
+        "GET",
+        lambda t: f"/organizations/{t.world.org_a}",
+        None,
+        _by(401, 200, 200, 200, 200, 200, 404, 404),
+    ),
+    "update organization": Case(
+        "PUT",
+        lambda t: f"/organizations/{t.world.org_a}",
+        lambda t: {"description": "updated"},
+        _by(401, 403, 403, 403, 200, 200, 404, 404),
+    ),
+    "delete organization": Case(
+        "DELETE",
+        lambda t: f"/organizations/{t.empty_org}",
+        None,
+        _by(401, 403, 403, 403, 403, 204, 403, 403),
+    ),
+    "list users": Case(
+        "GET", lambda t: "/users", None, _by(401, 403, 403, 200, 200, 200, 403, 200)
+    ),
+    "create user": Case(
+        "POST",
+        lambda t: "/users",
+        lambda t: {
+            "email": f"{uuid.uuid4().hex[:8]}@example.com",
+            "name": "New",
+            "password": "long-enough-pass",
+        },
+        _by(401, 403, 403, 403, 201, 201, 403, 201),
+    ),
+    "get user": Case(
+        "GET",
+        lambda t: f"/users/{t.target_user}",
+        None,
+        _by(401, 403, 403, 200, 200, 200, 404, 404),
+    ),
+    "update user": Case(
+        "PUT",
+        lambda t: f"/users/{t.target_user}",
+        lambda t: {"name": "Renamed"},
+        _by(401, 403, 403, 403, 200, 200, 404, 404),
+    ),
+    "delete user": Case(
+        "DELETE",
+        lambda t: f"/users/{t.target_user}",
+        None,
+        _by(401, 403, 403, 403, 204, 204, 403, 404),
+    ),
+    "get user roles": Case(
+        "GET",
+        lambda t: f"/users/{t.target_user}/roles",
+        None,
+        _by(401, 403, 403, 200, 200, 200, 404, 404),
+    ),
+    "set user roles": Case(
+        "PUT",
+        lambda t: f"/users/{t.target_user}/roles",
+        lambda t: {"role": "project_admin"},
+        _by(401, 403, 403, 403, 200, 200, 403, 404),
+    ),
+    "list projects": Case(
+        "GET", lambda t: "/projects", None, _by(401, 200, 200, 200, 200, 200, 200, 200)
+    ),
+    "create project": Case(
+        "POST",
+        lambda t: "/projects",
+        lambda t: {"name": _unique("Project")},
+        _by(401, 403, 403, 201, 201, 201, 403, 201),
+    ),
+    "get project": Case("GET", _project, None, _by(401, 200, 404, 200, 200, 200, 404, 404)),
+    "update project": Case(
+        "PUT",
+        _project,
+        lambda t: {"description": "changed"},
+        _by(401, 403, 404, 200, 200, 200, 404, 404),
+    ),
+    "delete project": Case("DELETE", _project, None, _by(401, 403, 404, 204, 204, 204, 404, 404)),
+    "list members": Case(
+        "GET",
+        lambda t: f"{_project(t)}/members",
+        None,
+        _by(401, 200, 404, 200, 200, 200, 404, 404),
+    ),
+    "add member": Case(
+        "POST",
+        lambda t: f"{_project(t)}/members",
+        lambda t: {"user_id": str(t.target_user), "role": "viewer"},
+        _by(401, 403, 404, 201, 201, 201, 404, 404),
+    ),
+    "change member role": Case(
+        "PUT",
+        lambda t: f"{_project(t)}/members/{t.world['user'].id}",
+        lambda t: {"role": "viewer"},
+        _by(401, 403, 404, 200, 200, 200, 404, 404),
+    ),
+    "remove member": Case(
+        "DELETE",
+        lambda t: f"{_project(t)}/members/{t.world['user'].id}",
+        None,
+        _by(401, 403, 404, 204, 204, 204, 404, 404),
+    ),
+}
+
+
+def test_every_management_route_is_in_the_matrix(app: FastAPI) -> None:
+    documented = {
+        (method, path)
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
+        if not path.startswith(("/health", "/ready", "/auth/login", "/auth/refresh", "/auth/jwks"))
+    }
+    probe = Targets(World(uuid.uuid4(), uuid.uuid4()), uuid.uuid4(), uuid.uuid4())
+    probe.world.accounts["user"] = type("A", (), {"id": uuid.uuid4()})()  # type: ignore[assignment]
+    covered = set()
+    for case in CASES.values():
+        concrete = case.path(probe)
+        for method, template in documented:
+            if method.upper() == case.method and _matches(template, concrete):
+                covered.add((method, template))
+    assert documented - covered == set()
+
+
+def _matches(template: str, concrete: str) -> bool:
+    left, right = template.strip("/").split("/"), concrete.strip("/").split("/")
+    return len(left) == len(right) and all(
+        a == b or (a.startswith("{") and a.endswith("}")) for a, b in zip(left, right, strict=True)
+    )
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+@pytest.mark.parametrize("case_name", list(CASES))
+async def test_route_authorization(
+    app: FastAPI, client: httpx.AsyncClient, world: World, case_name: str, actor: str
+) -> None:
+    case = CASES[case_name]
+    target = await create_account(
+        app, world.org_a, f"target-{uuid.uuid4().hex[:6]}@example.com", Role.USER
+    )
+    targets = Targets(world, target.id, await create_organization(app, _unique("Empty")))
+    headers = {} if actor == "anonymous" else world[actor].headers
+    body = case.body(targets) if case.body else None
+    response = await client.request(case.method, case.path(targets), json=body, headers=headers)
+    assert response.status_code == case.status(actor), response.text
+    if response.status_code >= 400:
+        assert response.json()["error"]["code"] in {"UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND"}
