@@ -22,7 +22,7 @@ from budapp.core import migrate
 from budapp.core.db import create_engine, create_session_factory
 from budapp.core.http import install_error_handlers
 from budapp.core.logging import configure_logging, get_logger
-from budapp.core.middleware import RequestContextMiddleware
+from budapp.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from budapp.core.references import ReferenceGuard
 from budapp.core.security import PasswordHasher, load_signing_key
 from budapp.health.router import router as health_router
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.references = _reference_guard()
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
 
     app.include_router(health_router)

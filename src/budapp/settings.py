@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     access_log: bool = True
+    # Largest request body accepted by management routes (uploads set their own limit).
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     # --- database ------------------------------------------------------------------------------
     # Empty means the embedded SQLite file `<data_dir>/budapp.db`.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 from fastapi import APIRouter, FastAPI
 
@@ -99,3 +101,36 @@ async def test_api_prefix_mounts_management_routes(settings: Settings) -> None:
         assert (await http.get("/api/auth/me")).status_code == 401
         assert (await http.get("/auth/me")).status_code == 404
         assert (await http.get("/health")).status_code == 200
+
+
+async def test_oversized_body_is_413_in_error_shape(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    big = "x" * (settings.max_request_body_bytes + 1)
+    response = await client.post(
+        "/projects",
+        content=f'{{"name": "{big}"}}'.encode(),
+        headers={**world["org_admin"].headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    listed = await client.get("/projects", headers=world["org_admin"].headers)
+    assert listed.json()["meta"]["total"] == 1
+
+
+async def test_streamed_oversized_body_is_413(
+    client: httpx.AsyncClient, world: World, settings: Settings
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"name": "'
+        for _ in range(settings.max_request_body_bytes // 65536 + 2):
+            yield b"x" * 65536
+        yield b'"}'
+
+    response = await client.post(
+        "/projects",
+        content=chunks(),
+        headers={**world["org_admin"].headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"

@@ -61,3 +61,7 @@ class RateLimited(BudappError):
 
 class ServiceUnavailable(BudappError):
     code = "SERVICE_UNAVAILABLE"
+
+
+class PayloadTooLarge(BudappError):
+    code = "PAYLOAD_TOO_LARGE"

@@ -18,6 +18,7 @@ from budapp.core.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    PayloadTooLarge,
     RateLimited,
     ServiceUnavailable,
     Unauthorized,
@@ -33,6 +34,7 @@ STATUS_BY_CODE: dict[str, int] = {
     Forbidden.code: 403,
     Unauthorized.code: 401,
     RateLimited.code: 429,
+    PayloadTooLarge.code: 413,
     ServiceUnavailable.code: 503,
     BudappError.code: 500,
 }

@@ -10,6 +10,7 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from budapp.core.errors import PayloadTooLarge
 from budapp.core.http import error_response
 from budapp.core.logging import REQUEST_ID_HEADER, get_logger
 
@@ -72,4 +73,64 @@ def _incoming_request_id(scope: Scope) -> str | None:
         if name == REQUEST_ID_HEADER.encode():
             candidate = value.decode("latin-1")
             return candidate if _VALID_REQUEST_ID.match(candidate) else None
+    return None
+
+
+class BodySizeLimitMiddleware:
+    """Refuses request bodies over `max_bytes` with 413: at once when Content-Length says so,
+    else as soon as the streamed body passes the limit, so it is never read whole."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        received = 0
+        exceeded = False
+        replaced = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    exceeded = True
+                    raise PayloadTooLarge(self._message)
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            # The framework turns a failed body read into its own 400; answer 413 instead.
+            nonlocal replaced
+            if not exceeded:
+                await send(message)
+            elif not replaced and message["type"] == "http.response.start":
+                replaced = True
+                await self._refuse(scope, receive, send)
+
+        await self.app(scope, limited_receive, guarded_send)
+
+    @property
+    def _message(self) -> str:
+        return f"The request body exceeds {self.max_bytes} bytes"
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(413, PayloadTooLarge.code, self._message)
+        await response(scope, receive, send)
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
     return None

@@ -108,9 +108,9 @@ class UserService:
         is_self = user.id == by.user_id
         if not is_self:
             self._ensure_may_manage(by, user)
-        changes = data.model_dump(exclude_unset=True, exclude={"password", "current_password"})
-        if "is_active" in changes:
-            await self._set_active(user, changes.pop("is_active"), is_self=is_self)
+        # An explicit null means "unchanged", as for the other fields (the column is NOT NULL).
+        if data.is_active is not None:
+            await self._set_active(user, data.is_active, is_self=is_self)
         if data.email is not None and data.email != user.email:
             if await self.repository.email_taken(data.email, excluding=user.id):
                 raise Conflict(f"A user with e-mail {data.email} already exists")
@@ -222,7 +222,12 @@ class UserService:
         user.sessions_valid_after = utcnow()
 
     async def _ensure_not_last_super_admin(self, user: User) -> None:
-        if user.role is Role.SUPER_ADMIN and await self.repository.count_active_super_admins() <= 1:
+        # An inactive super admin is not among those counted, so removing one leaves the count.
+        if (
+            user.role is Role.SUPER_ADMIN
+            and user.is_active
+            and await self.repository.count_active_super_admins() <= 1
+        ):
             raise Conflict("This is the last active super admin")
 
 
