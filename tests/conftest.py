@@ -70,7 +70,6 @@ def db_url(data_dir: Path) -> str:
 
 def make_settings(data_dir: Path, db_url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
-        "environment": "test",
         "data_dir": data_dir,
         "database_url": db_url,
         "auto_migrate": False,

@@ -20,6 +20,7 @@ from budapp.auth.tokens import TokenIssuer
 from budapp.bootstrap import ensure_initial_admin
 from budapp.core import migrate
 from budapp.core.db import create_engine, create_session_factory
+from budapp.core.errors import BudappError
 from budapp.core.http import install_error_handlers
 from budapp.core.logging import configure_logging, get_logger
 from budapp.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -74,7 +75,8 @@ def _reference_guard() -> ReferenceGuard:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # 0700: the data directory holds the SQLite database and the signing key.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     url = settings.resolved_database_url
     if settings.should_auto_migrate:
         # Alembic drives its own event loop, so it runs in a thread of its own.
@@ -107,9 +109,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         address_window_seconds=settings.login_address_window_seconds,
     )
 
-    password = await ensure_initial_admin(
-        state.session_factory, settings, state.password_hasher, state.references
-    )
+    try:
+        password = await ensure_initial_admin(
+            state.session_factory, settings, state.password_hasher, state.references
+        )
+    except BudappError as exc:
+        # A misconfiguration (e.g. BUDAPP_ADMIN_PASSWORD too short): say so plainly and stop.
+        log.error("bootstrap_failed", reason=exc.message)
+        raise SystemExit(f"budapp cannot start: {exc.message}") from None
     if password is not None:
         # Shown once, on the console rather than in the structured log.
         print(

@@ -7,12 +7,13 @@ else installed; production overrides the database, cache and identity settings
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "budapp"
 
@@ -23,7 +24,6 @@ class Settings(BaseSettings):
     )
 
     # --- service -------------------------------------------------------------------------------
-    environment: Literal["development", "production", "test"] = "development"
     host: str = "127.0.0.1"
     port: int = Field(default=9081, ge=1, le=65535)
     api_prefix: str = Field(default="", pattern=r"^(/[A-Za-z0-9_-]+)*$")
@@ -62,18 +62,34 @@ class Settings(BaseSettings):
     login_failure_window_seconds: int = Field(default=900, ge=1)
     login_max_attempts_per_address: int = Field(default=30, ge=1)
     login_address_window_seconds: int = Field(default=60, ge=1)
-    # Proxies whose X-Forwarded-For is believed when finding the client address.
-    trusted_proxies: list[str] = Field(default_factory=list)
+    # Proxies (addresses or CIDR ranges) whose X-Forwarded-For is believed when finding the
+    # client address.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # --- bootstrap -----------------------------------------------------------------------------
     admin_email: str = "admin@budapp.local"
     admin_password: SecretStr | None = None
     default_organization: str = "Default"
 
-    @field_validator("api_prefix")
+    @field_validator("api_prefix", mode="before")
     @classmethod
-    def _strip_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+    def _strip_trailing_slash(cls, value: object) -> object:
+        return value.rstrip("/") if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        # `BUDAPP_TRUSTED_PROXIES=10.0.0.1,10.1.0.0/16` as well as a JSON list.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)
+        return value
 
     @property
     def resolved_database_url(self) -> str:

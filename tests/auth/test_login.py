@@ -145,3 +145,52 @@ async def test_login_rejects_malformed_bodies(
 async def test_login_records_last_login(client: httpx.AsyncClient, world: World) -> None:
     me = await client.get(f"/users/{world['user'].id}", headers=world["user"].headers)
     assert me.json()["data"]["last_login_at"] is not None
+
+
+async def test_login_honours_forwarded_for_from_a_trusted_proxy_range(
+    client: httpx.AsyncClient, world: World, app: FastAPI
+) -> None:
+    settings = app.state.settings
+    app.state.settings = settings.model_copy(update={"trusted_proxies": ["127.0.0.0/8"]})
+    # httpx's ASGI transport presents the peer as 127.0.0.1.
+    try:
+        limit = settings.login_max_attempts_per_address
+        for _ in range(limit):
+            await client.post(
+                "/auth/login",
+                json={"email": "x@example.com", "password": "guess-123"},
+                headers={"X-Forwarded-For": "203.0.113.7"},
+            )
+        blocked = await client.post(
+            "/auth/login",
+            json={"email": "user@example.com", "password": PASSWORD},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
+        other_client = await client.post(
+            "/auth/login",
+            json={"email": "user@example.com", "password": PASSWORD},
+            headers={"X-Forwarded-For": "203.0.113.8"},
+        )
+    finally:
+        app.state.settings = settings
+    assert blocked.status_code == 429
+    assert other_client.status_code == 200
+
+
+async def test_login_is_503_when_the_cache_is_down(
+    client: httpx.AsyncClient, world: World, app: FastAPI
+) -> None:
+    from budapp.adapters.cache.redis import RedisWindowCounter  # noqa: PLC0415
+
+    throttle = app.state.login_throttle
+    healthy = throttle.counter
+    throttle.counter = RedisWindowCounter.from_url("redis://127.0.0.1:1/0")
+    try:
+        response = await client.post(
+            "/auth/login", json={"email": "user@example.com", "password": PASSWORD}
+        )
+    finally:
+        await throttle.counter.close()
+        throttle.counter = healthy
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "SERVICE_UNAVAILABLE"

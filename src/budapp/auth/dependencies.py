@@ -31,20 +31,33 @@ def _me_service(
 
 def _client(request: Request) -> ClientInfo:
     peer = request.client.host if request.client else "unknown"
+    trusted = [
+        ipaddress.ip_network(entry, strict=False)
+        for entry in request.app.state.settings.trusted_proxies
+    ]
     address = peer
-    trusted: list[str] = request.app.state.settings.trusted_proxies
     forwarded = request.headers.get("x-forwarded-for")
-    if forwarded and peer in trusted:
+    if forwarded and _within(peer, trusted):
         # The right-most address not added by one of our own proxies is the client.
         for hop in reversed([part.strip() for part in forwarded.split(",")]):
-            if hop not in trusted:
+            if not _within(hop, trusted):
                 address = hop
                 break
-    try:
-        address = str(ipaddress.ip_address(address))
-    except ValueError:
+    if _parse(address) is None:
         address = peer
     return ClientInfo(address=address, user_agent=request.headers.get("user-agent"))
+
+
+def _parse(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(address)
+    except ValueError:
+        return None
+
+
+def _within(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    parsed = _parse(address)
+    return parsed is not None and any(parsed in network for network in networks)
 
 
 AuthServiceDep = Annotated[AuthService, Depends(_auth_service)]

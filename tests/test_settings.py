@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from budapp.settings import Settings
+
+
+def test_embedded_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("BUDAPP_DATABASE_URL", "BUDAPP_PORT", "BUDAPP_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.port == 9081
+    assert settings.resolved_database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.resolved_database_url.endswith("budapp.db")
+    assert settings.should_auto_migrate
+    assert settings.redis_url == ""
+
+
+def test_postgres_is_not_migrated_automatically() -> None:
+    settings = Settings(database_url="postgresql+asyncpg://db/budapp")
+    assert not settings.should_auto_migrate
+    assert Settings(database_url="postgresql+asyncpg://db/x", auto_migrate=True).should_auto_migrate
+
+
+def test_trusted_proxies_accept_a_comma_list_with_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUDAPP_TRUSTED_PROXIES", "10.0.0.1, 10.1.0.0/16")
+    assert Settings().trusted_proxies == ["10.0.0.1", "10.1.0.0/16"]
+
+
+def test_trusted_proxies_refuse_garbage() -> None:
+    with pytest.raises(ValidationError):
+        Settings(trusted_proxies=["not-an-address"])
+
+
+def test_api_prefix_trailing_slash_is_dropped() -> None:
+    assert Settings(api_prefix="/api/").api_prefix == "/api"
+    with pytest.raises(ValidationError):
+        Settings(api_prefix="api")
