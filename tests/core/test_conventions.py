@@ -3,10 +3,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from fastapi import APIRouter, FastAPI
 
 from budapp.main import create_app
 from budapp.settings import Settings
+from budapp.users.repository import UserRepository
 from tests.factories import World
 
 
@@ -134,3 +136,22 @@ async def test_streamed_oversized_body_is_413(
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_unique_index_violation_is_409_not_500(
+    client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two concurrent creates can both pass the service's e-mail check; the unique index stops
+    # the second. Simulate the lost race by making the check always answer "free".
+    async def never_taken(*_: object, **__: object) -> bool:
+        return False
+
+    monkeypatch.setattr(UserRepository, "email_taken", never_taken)
+    headers = world["org_admin"].headers
+    body = {"email": "race@example.com", "name": "Race", "password": "long-enough-pass"}
+    assert (await client.post("/users", json=body, headers=headers)).status_code == 201
+    second = await client.post("/users", json=body, headers=headers)
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "CONFLICT"
+    listed = await client.get("/users", params={"search": "race@"}, headers=headers)
+    assert listed.json()["meta"]["total"] == 1

@@ -4,13 +4,19 @@ effect of account changes on tokens already issued."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from budapp.core.auth import Principal
+from budapp.core.errors import Conflict
 from budapp.core.roles import Role
+from budapp.organizations.service import OrganizationService
+from budapp.users.schemas import RoleUpdate, UserUpdate
+from budapp.users.service import UserService
 from tests.factories import PASSWORD, Account, World, create_account, login
 
 NEW_PASSWORD = "a-brand-new-password"
@@ -369,7 +375,8 @@ async def test_create_user_in_deleted_organization_is_not_found(
     headers = world["super_admin"].headers
     created = await client.post("/organizations", json={"name": "Short-lived"}, headers=headers)
     organization_id = created.json()["data"]["id"]
-    assert (await client.delete(f"/organizations/{organization_id}", headers=headers)).status_code
+    deleted = await client.delete(f"/organizations/{organization_id}", headers=headers)
+    assert deleted.status_code == 204
     before = await stored_users(client, world)
     response = await client.post(
         "/users", json=new_user(organization_id=organization_id), headers=headers
@@ -781,6 +788,23 @@ async def test_self_password_change_with_current_password(
     await assert_can_log_in(client, account.email, NEW_PASSWORD)
 
 
+async def test_self_password_change_voids_other_sessions(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    account = world["user"]
+    other_device = await login(
+        client, Account(account.id, account.email, account.organization_id, account.role)
+    )
+    await assert_token_valid(client, other_device)
+    response = await client.put(
+        f"/users/{account.id}",
+        json={"password": NEW_PASSWORD, "current_password": PASSWORD},
+        headers=account.headers,
+    )
+    assert response.status_code == 200, response.text
+    await assert_token_void(client, other_device)
+
+
 async def test_self_password_change_rejects_short_password(
     client: httpx.AsyncClient, world: World
 ) -> None:
@@ -989,7 +1013,7 @@ async def test_delete_unknown_user_is_not_found(client: httpx.AsyncClient, world
         pytest.param("PUT", "", {"is_active": False}, id="deactivate"),
     ],
 )
-async def test_last_super_admin_cannot_be_removed(
+async def test_sole_super_admin_cannot_remove_itself(
     client: httpx.AsyncClient, world: World, method: str, suffix: str, body: Any
 ) -> None:
     admin = world["super_admin"]
@@ -1000,6 +1024,47 @@ async def test_last_super_admin_cannot_be_removed(
     assert_error(response, 409, "CONFLICT")
     assert await stored_users(client, world) == before
     await assert_token_valid(client, admin)
+
+
+RemoveSuperAdmin = Callable[[UserService, uuid.UUID, Principal], Awaitable[object]]
+
+
+@pytest.mark.parametrize(
+    "remove",
+    [
+        pytest.param(lambda users, target, by: users.delete(target, by=by), id="delete"),
+        pytest.param(
+            lambda users, target, by: users.set_role(
+                target, RoleUpdate(role=Role.ORG_ADMIN), by=by
+            ),
+            id="demote",
+        ),
+        pytest.param(
+            lambda users, target, by: users.update(target, UserUpdate(is_active=False), by=by),
+            id="deactivate",
+        ),
+    ],
+)
+async def test_last_active_super_admin_survives_an_actor_that_is_gone(
+    client: httpx.AsyncClient, app: FastAPI, world: World, remove: RemoveSuperAdmin
+) -> None:
+    # Through the API the acting super admin is itself active, so the guard behind the self
+    # rules is met only when the actor's own account went away mid-request (a concurrent
+    # delete or deactivation). That stale principal is played here against the service.
+    gone = Principal(
+        user_id=uuid.uuid4(),
+        organization_id=world.org_a,
+        role=Role.SUPER_ADMIN,
+        email="gone@example.com",
+    )
+    before = await stored_users(client, world)
+    async with app.state.session_factory() as session:
+        organizations = OrganizationService(session, app.state.references)
+        users = UserService(session, app.state.password_hasher, organizations)
+        with pytest.raises(Conflict, match="last active super admin"):
+            await remove(users, world["super_admin"].id, gone)
+        await session.rollback()
+    assert await stored_users(client, world) == before
 
 
 @pytest.mark.parametrize(
@@ -1204,7 +1269,7 @@ async def test_org_admin_cannot_change_role_of_super_admin(
 
 @pytest.mark.parametrize(
     ("account", "role"),
-    [("org_admin", "super_admin"), ("org_admin", "user"), ("project_admin", "user")],
+    [("org_admin", "super_admin"), ("org_admin", "user"), ("super_admin", "user")],
 )
 async def test_user_cannot_change_own_role(
     client: httpx.AsyncClient, world: World, account: str, role: str
@@ -1212,10 +1277,7 @@ async def test_user_cannot_change_own_role(
     me = world[account]
     before = await stored_users(client, world)
     response = await client.put(f"/users/{me.id}/roles", json={"role": role}, headers=me.headers)
-    # Project admins fail on the route's role requirement; org admins on the self rule.
-    assert response.status_code in (403, 409)
-    expected = 409 if me.role is Role.ORG_ADMIN else 403
-    assert response.status_code == expected
+    assert_error(response, 409, "CONFLICT")
     assert await stored_users(client, world) == before
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from budapp.core.errors import (
@@ -138,6 +139,13 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
+async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
+    # A unique index caught what a service's check let through: two concurrent writes of the
+    # same name. The loser gets the same answer the check would have given.
+    log.info("integrity_conflict", error=str(getattr(exc, "orig", exc))[:200])
+    return error_response(409, Conflict.code, "The change conflicts with existing data")
+
+
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled_exception", exc_info=exc)
     return error_response(500, "INTERNAL_ERROR", "An unexpected error occurred")
@@ -147,4 +155,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(BudappError, _budapp_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(Exception, _unexpected_error)
