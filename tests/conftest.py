@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from budapp.adapters.cache import MemoryWindowCounter
+from budapp.audit.chain import GENESIS_HASH
 from budapp.core import migrate
 from budapp.main import create_app
 from budapp.registry import metadata
@@ -104,13 +105,22 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         return
     application: FastAPI = request.getfixturevalue("app")
     engine = application.state.engine
-    tables = [table.name for table in reversed(metadata.sorted_tables)]
+    tables = [
+        table.name
+        for table in reversed(metadata.sorted_tables)
+        if table.name != "audit_chain_head"
+    ]
     async with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
         else:
             for table in tables:
                 await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+        # The migration's genesis head, as a fresh database has it.
+        await connection.execute(
+            text("UPDATE audit_chain_head SET last_sequence = 0, last_hash = :genesis"),
+            {"genesis": GENESIS_HASH},
+        )
     counter = MemoryWindowCounter()
     application.state.window_counter = counter
     application.state.login_throttle.counter = counter

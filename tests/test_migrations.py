@@ -25,6 +25,8 @@ TABLES = {
     "project_members",
     "auth_sessions",
     "refresh_tokens",
+    "audit_records",
+    "audit_chain_head",
 }
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from budapp.audit.schemas import VerifyRequest, VerifyResult
+from budapp.audit.service import AuditService
 from budapp.core import migrate
 from budapp.core.auth import system_scope
 from budapp.core.db import create_engine, create_session_factory
@@ -68,3 +70,20 @@ async def create_user(
             organization_id=found.id, email=email, name=name, password=password, role=role
         )
         return user.id
+
+
+async def verify_audit_chain(
+    settings: Settings,
+    from_sequence: int | None,
+    to_sequence: int | None,
+    progress: Callable[[int, int], None],
+) -> VerifyResult:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        factory = create_session_factory(engine)
+        async with factory() as session:
+            service = AuditService(session, factory)
+            request = VerifyRequest(from_sequence=from_sequence, to_sequence=to_sequence)
+            return await service.verify(request, progress)
+    finally:
+        await engine.dispose()

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 import uvicorn
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from budapp.core import migrate as migrations
 from budapp.core.errors import BudappError
@@ -19,6 +20,8 @@ from budapp.settings import get_settings
 app = typer.Typer(help="budapp: control plane of a self-hosted AI model-serving platform.")
 admin = typer.Typer(help="Administration for scripts.")
 app.add_typer(admin, name="admin")
+audit = typer.Typer(help="The tamper-evident audit trail.")
+app.add_typer(audit, name="audit")
 console = Console(stderr=True)
 
 
@@ -103,6 +106,44 @@ def create_org(name: Annotated[str, typer.Argument(help="Organization name")]) -
     with _reported_errors():
         organization_id = asyncio.run(create_organization(get_settings(), name))
     console.print(f"[green]created organization {name} id={organization_id}[/green]")
+
+
+@audit.command("verify")
+def audit_verify(
+    from_sequence: Annotated[int | None, typer.Option(min=1, help="First record to check")] = None,
+    to_sequence: Annotated[int | None, typer.Option(min=1, help="Last record to check")] = None,
+) -> None:
+    """Recompute the hash chain and name the first record that does not hold."""
+    from budapp.admin import verify_audit_chain  # noqa: PLC0415
+
+    with (
+        _reported_errors(),
+        Progress(
+            TextColumn("verifying"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress,
+    ):
+        task = progress.add_task("verify", total=None)
+
+        def advance(checked: int, total: int) -> None:
+            progress.update(task, completed=checked, total=total)
+
+        result = asyncio.run(
+            verify_audit_chain(get_settings(), from_sequence, to_sequence, advance)
+        )
+    if result.ok:
+        console.print(f"[green]ok: {result.checked} records verified[/green]")
+        return
+    broken = result.first_broken
+    assert broken is not None  # noqa: S101 - ok is False exactly when a break is named
+    console.print(
+        f"[red]broken at sequence {broken.sequence} (record {broken.record_id}): "
+        f"{broken.reason}; {result.checked} records verified before it[/red]"
+    )
+    raise typer.Exit(1)
 
 
 @contextmanager

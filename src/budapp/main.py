@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 
 from budapp import __version__
 from budapp.adapters.cache import create_window_counter
+from budapp.audit.router import router as audit_router
 from budapp.auth.router import router as auth_router
 from budapp.auth.service import TokenAuthenticator
 from budapp.auth.throttle import LoginThrottle
@@ -24,6 +25,7 @@ from budapp.core.errors import BudappError
 from budapp.core.http import install_error_handlers
 from budapp.core.logging import configure_logging, get_logger
 from budapp.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from budapp.core.origin import parse_networks
 from budapp.core.references import ReferenceGuard
 from budapp.core.security import PasswordHasher, load_signing_key
 from budapp.health.router import router as health_router
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         static_url=f"{settings.api_prefix}/static-offline-docs",
     )
     app.state.settings = settings
+    app.state.trusted_networks = parse_networks(settings.trusted_proxies)
     app.state.references = _reference_guard()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
@@ -59,7 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health_router)
     api = APIRouter(prefix=settings.api_prefix)
-    for router in (auth_router, organizations_router, users_router, projects_router):
+    for router in (
+        auth_router,
+        organizations_router,
+        users_router,
+        projects_router,
+        audit_router,
+    ):
         api.include_router(router)
     app.include_router(api)
     return app

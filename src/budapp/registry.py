@@ -1,5 +1,6 @@
 """Imports every domain's tables so `Base.metadata` is complete (Alembic, tests)."""
 
+from budapp.audit.models import AuditChainHead, AuditRecord
 from budapp.auth.models import AuthSession, RefreshToken
 from budapp.core.db import Base
 from budapp.organizations.models import Organization
@@ -9,6 +10,8 @@ from budapp.users.models import User
 metadata = Base.metadata
 
 __all__ = [
+    "AuditChainHead",
+    "AuditRecord",
     "AuthSession",
     "Organization",
     "Project",

@@ -4,6 +4,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from budapp.core.origin import parse_networks
 from budapp.core.roles import Role
 from tests.factories import PASSWORD, World, create_account, create_organization, login
 
@@ -151,7 +152,7 @@ async def test_login_honours_forwarded_for_from_a_trusted_proxy_range(
     client: httpx.AsyncClient, world: World, app: FastAPI
 ) -> None:
     settings = app.state.settings
-    app.state.settings = settings.model_copy(update={"trusted_proxies": ["127.0.0.0/8"]})
+    app.state.trusted_networks = parse_networks(["127.0.0.0/8"])
     # httpx's ASGI transport presents the peer as 127.0.0.1.
     try:
         limit = settings.login_max_attempts_per_address
@@ -172,7 +173,7 @@ async def test_login_honours_forwarded_for_from_a_trusted_proxy_range(
             headers={"X-Forwarded-For": "203.0.113.8"},
         )
     finally:
-        app.state.settings = settings
+        app.state.trusted_networks = []
     assert blocked.status_code == 429
     assert other_client.status_code == 200
 

@@ -14,6 +14,8 @@ class AuthSession(RecordMixin, Base):
     or when a rotated refresh token is presented again."""
 
     __tablename__ = "auth_sessions"
+    # Session mechanics are audited as auth events (login, logout, reuse), not row by row.
+    __audit__ = False
 
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
@@ -27,11 +29,12 @@ class AuthSession(RecordMixin, Base):
 
 class RefreshToken(RecordMixin, Base):
     __tablename__ = "refresh_tokens"
+    __audit__ = False
 
     session_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("auth_sessions.id", ondelete="CASCADE"), index=True
     )
     # SHA-256 of the token: the token itself is shown once and never stored.
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, info={"secret": True})
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None] = mapped_column(default=None)

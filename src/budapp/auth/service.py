@@ -3,9 +3,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from budapp.audit.service import AuditEntry, record_event
 from budapp.auth.models import AuthSession, RefreshToken
 from budapp.auth.repository import AuthSessionRepository
 from budapp.auth.schemas import LoginRequest, Me, OrganizationSummary, TokenPair
@@ -14,6 +16,7 @@ from budapp.auth.tokens import TokenIssuer
 from budapp.core.auth import Principal, system_scope
 from budapp.core.db import utcnow
 from budapp.core.errors import Unauthorized
+from budapp.core.origin import Actor
 from budapp.core.roles import Role
 from budapp.core.security import hash_token
 from budapp.organizations.service import OrganizationService
@@ -25,7 +28,12 @@ REFRESH_TOKEN_PREFIX = "bud_rt_"  # noqa: S105 - a public prefix, not a secret
 
 
 class RefreshTokenReused(Unauthorized):
-    # The session revocation must be kept although the request fails.
+    # The session revocation (and its audit record) must be kept although the request fails.
+    commit = True
+
+
+class LoginFailed(Unauthorized):
+    # The audit record of the failed attempt is kept although the request fails.
     commit = True
 
 
@@ -58,8 +66,15 @@ class AuthService:
         valid = await self.users.verify_password(user, data.password.get_secret_value())
         if user is None or not valid or not user.is_active:
             await self.throttle.failed(data.email)
+            reason = "inactive" if user is not None and valid else "invalid_credentials"
+            await self._audit(
+                "auth.login_failed",
+                user,
+                {"email": data.email, "reason": reason},
+                actor=Actor("user", str(user.id) if user else None, None, data.email),
+            )
             # One message for every cause, so that the answer does not reveal which accounts exist.
-            raise Unauthorized("Invalid e-mail or password")
+            raise LoginFailed("Invalid e-mail or password")
         await self.throttle.succeeded(data.email)
         await self.users.record_login(user, None)
         now = utcnow()
@@ -72,6 +87,9 @@ class AuthService:
         )
         self.repository.add(auth_session)
         await self.session.flush()
+        await self._audit(
+            "auth.login", user, {"session_id": str(auth_session.id)}, actor=_actor(user)
+        )
         return await self._issue(user, auth_session, now)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
@@ -86,6 +104,13 @@ class AuthService:
             # A rotated token presented again: it was copied. End the whole family, for the
             # thief and the rightful holder alike.
             await self.repository.revoke([auth_session.id], "refresh_token_reuse", now)
+            user = await self.users.get_active(auth_session.user_id)
+            await self._audit(
+                "auth.refresh_token_reused",
+                user,
+                {"session_id": str(auth_session.id)},
+                actor=_actor(user) if user else None,
+            )
             raise RefreshTokenReused("Refresh token reuse detected; the session was revoked")
         if token.expires_at <= now:
             raise Unauthorized("Invalid refresh token")
@@ -100,6 +125,26 @@ class AuthService:
             await self.repository.revoke_all_for_user(principal.user_id, "logout_all", now)
         elif principal.session_id is not None:
             await self.repository.revoke([principal.session_id], "logout", now)
+        entry = AuditEntry(
+            "auth.logout",
+            "user",
+            str(principal.user_id),
+            principal.organization_id,
+            {"all_sessions": all_sessions, "session_id": str(principal.session_id)},
+        )
+        await record_event(self.session, entry, principal.actor)
+
+    async def _audit(
+        self, action: str, user: User | None, details: dict[str, Any], *, actor: Actor | None
+    ) -> None:
+        entry = AuditEntry(
+            action,
+            "user",
+            str(user.id) if user else None,
+            user.organization_id if user else None,
+            details,
+        )
+        await record_event(self.session, entry, actor)
 
     async def _issue(self, user: User, auth_session: AuthSession, now: datetime) -> TokenPair:
         refresh_value = REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -125,6 +170,10 @@ class AuthService:
             expires_in=expires_in,
             refresh_expires_in=int((auth_session.expires_at - now).total_seconds()),
         )
+
+
+def _actor(user: User) -> Actor:
+    return Actor("user", str(user.id), user.organization_id, user.email)
 
 
 class MeService:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.deps import SessionDep
 from budapp.core.errors import Forbidden, Unauthorized
+from budapp.core.origin import Actor, set_actor
 from budapp.core.roles import Role
 
 _MINT = object()
@@ -63,6 +64,10 @@ class Principal:
     email: str
     session_id: uuid.UUID | None = None
 
+    @property
+    def actor(self) -> Actor:
+        return Actor("user", str(self.user_id), self.organization_id, self.email)
+
     def has_role(self, role: Role) -> bool:
         return self.role.includes(role)
 
@@ -87,7 +92,9 @@ async def current_principal(
     if credentials is None:
         raise Unauthorized()
     authenticator: Authenticator = request.app.state.authenticator
-    return await authenticator.authenticate(credentials.credentials, session)
+    principal = await authenticator.authenticate(credentials.credentials, session)
+    set_actor(session.sync_session, principal.actor)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

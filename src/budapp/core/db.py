@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator, Uuid
 
@@ -103,8 +103,15 @@ def _configure_sqlite(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
     cursor.close()
 
 
+class BudappSession(Session):
+    """The sync session behind every AsyncSession budapp opens; cross-cutting flush hooks
+    (the audit trail) listen on this class."""
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=False, sync_session_class=BudappSession
+    )
 
 
 @asynccontextmanager

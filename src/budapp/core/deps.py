@@ -9,12 +9,25 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.db import session_scope
+from budapp.core.logging import current_request_id
+from budapp.core.origin import Origin, client_address, set_origin
 from budapp.settings import Settings
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     async with session_scope(request.app.state.session_factory) as session:
+        set_origin(session.sync_session, request_origin(request))
         yield session
+
+
+def request_origin(request: Request) -> Origin:
+    trusted = request.app.state.trusted_networks
+    peer = request.client.host if request.client else None
+    return Origin(
+        ip_address=client_address(peer, request.headers.get("x-forwarded-for"), trusted),
+        user_agent=(request.headers.get("user-agent") or "")[:512] or None,
+        request_id=current_request_id(),
+    )
 
 
 def _settings(request: Request) -> Settings:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -11,7 +13,12 @@ class Organization(RecordMixin, SoftDeleteMixin, Base):
     """A tenant: every tenant-owned row carries an `organization_id`."""
 
     __tablename__ = "organizations"
+    __audit_resource__ = "organization"
     __table_args__ = (unique_live("ix_organizations_name", "name"),)
 
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str | None] = mapped_column(String(2000), default=None)
+
+    @property
+    def audit_organization_id(self) -> uuid.UUID:
+        return self.id

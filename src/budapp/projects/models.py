@@ -13,6 +13,7 @@ from budapp.core.roles import ProjectRole
 
 class Project(RecordMixin, SoftDeleteMixin, Base):
     __tablename__ = "projects"
+    __audit_resource__ = "project"
     __table_args__ = (unique_live("ix_projects_organization_id_name", "organization_id", "name"),)
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
@@ -28,6 +29,7 @@ class Project(RecordMixin, SoftDeleteMixin, Base):
 
 class ProjectMember(RecordMixin, Base):
     __tablename__ = "project_members"
+    __audit_resource__ = "project_member"
     __table_args__ = (UniqueConstraint("project_id", "user_id"),)
 
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))

@@ -13,6 +13,7 @@ from budapp.core.roles import Role
 
 class User(RecordMixin, SoftDeleteMixin, Base):
     __tablename__ = "users"
+    __audit_resource__ = "user"
     # E-mail is the login name, so it is unique across organisations (stored lower-cased).
     __table_args__ = (unique_live("ix_users_email", "email"),)
 
@@ -22,9 +23,14 @@ class User(RecordMixin, SoftDeleteMixin, Base):
     email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(255))
     # None for users who only sign in through an identity provider.
-    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    password_hash: Mapped[str | None] = mapped_column(
+        String(255), default=None, info={"secret": True}
+    )
     role: Mapped[Role] = mapped_column(string_enum(Role), default=Role.USER)
     is_active: Mapped[bool] = mapped_column(default=True)
-    last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Logins are audited as auth events; the timestamp itself is bookkeeping.
+    last_login_at: Mapped[datetime | None] = mapped_column(default=None, info={"audit": False})
     # Sessions started before this instant are void: set on password change and deactivation.
-    sessions_valid_after: Mapped[datetime | None] = mapped_column(default=None)
+    sessions_valid_after: Mapped[datetime | None] = mapped_column(
+        default=None, info={"audit": False}
+    )

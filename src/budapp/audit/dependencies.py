@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from budapp.audit.service import AuditService
+from budapp.core.deps import SessionDep
+
+
+def _service(request: Request, session: SessionDep) -> AuditService:
+    return AuditService(session, request.app.state.session_factory)
+
+
+AuditServiceDep = Annotated[AuditService, Depends(_service)]
