@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,9 +17,18 @@ from budapp.audit.service import AuditService
 from budapp.core import migrate
 from budapp.core.auth import system_scope
 from budapp.core.db import create_engine, create_session_factory
+from budapp.core.errors import Conflict, InvalidInput, NotFound
+from budapp.core.keyring import (
+    KEY_BYTES,
+    load_keyring,
+    new_key_id,
+    read_keyring_file,
+    write_keyring_file,
+)
 from budapp.core.references import ReferenceGuard
 from budapp.core.roles import Role
 from budapp.core.security import PasswordHasher
+from budapp.credentials.service import RotationReport, key_ids_in_use, reencrypt_all
 from budapp.organizations.schemas import OrganizationCreate
 from budapp.organizations.service import OrganizationService
 from budapp.settings import Settings
@@ -87,3 +99,58 @@ async def verify_audit_chain(
             return await service.verify(request, progress)
     finally:
         await engine.dispose()
+
+
+def _keyring_path(settings: Settings) -> Path | None:
+    """The keyring file `keys rotate` may write: None when keys come from the environment."""
+    if settings.encryption_keys is not None:
+        return None
+    return settings.encryption_key_file or settings.data_dir / "encryption_keys.json"
+
+
+async def rotate_keys(
+    settings: Settings, progress: Callable[[int, int], None]
+) -> tuple[str, RotationReport]:
+    """Makes a new primary key (file-backed keyrings) and re-seals every credential under it.
+    With BUDAPP_ENCRYPTION_KEYS the operator puts the new key first; this re-seals under it."""
+    path = _keyring_path(settings)
+    if path is not None:
+        keyring = read_keyring_file(path)
+        key_id = new_key_id()
+        keys = {kid: keyring.key_bytes(kid) for kid in keyring.key_ids}
+        keys[key_id] = secrets.token_bytes(KEY_BYTES)
+        write_keyring_file(path, keys, key_id)
+    inline = settings.encryption_keys.get_secret_value() if settings.encryption_keys else None
+    keyring, _ = load_keyring(inline, settings.encryption_key_file, settings.data_dir)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        factory = create_session_factory(engine)
+        report = await reencrypt_all(factory, keyring, progress=progress)
+    finally:
+        await engine.dispose()
+    return keyring.primary, report
+
+
+async def retire_key(settings: Settings, key_id: str) -> None:
+    """Removes a key from the keyring file once no credential is sealed with it."""
+    path = _keyring_path(settings)
+    if path is None:
+        raise InvalidInput("Keys come from BUDAPP_ENCRYPTION_KEYS: remove it there")
+    keyring = read_keyring_file(path)
+    if key_id == keyring.primary:
+        raise Conflict("The primary key cannot be retired; rotate first")
+    if key_id not in keyring.key_ids:
+        raise NotFound("encryption key", key_id)
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with create_session_factory(engine)() as session:
+            if key_id in await key_ids_in_use(session):
+                raise Conflict(f"Credentials are still sealed with {key_id}; run keys rotate")
+    finally:
+        await engine.dispose()
+    keys = {kid: keyring.key_bytes(kid) for kid in keyring.key_ids if kid != key_id}
+    write_keyring_file(path, keys, keyring.primary)
+
+
+def generate_key() -> str:
+    return f"{new_key_id()}:{base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()}"

@@ -22,6 +22,8 @@ admin = typer.Typer(help="Administration for scripts.")
 app.add_typer(admin, name="admin")
 audit = typer.Typer(help="The tamper-evident audit trail.")
 app.add_typer(audit, name="audit")
+keys = typer.Typer(help="Encryption keys of the credentials vault.")
+app.add_typer(keys, name="keys")
 console = Console(stderr=True)
 
 
@@ -144,6 +146,50 @@ def audit_verify(
         f"{broken.reason}; {result.checked} records verified before it[/red]"
     )
     raise typer.Exit(1)
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Make a new primary key and re-encrypt every credential under it (safe to re-run)."""
+    from budapp.admin import rotate_keys  # noqa: PLC0415
+
+    with (
+        _reported_errors(),
+        Progress(
+            TextColumn("re-encrypting"), BarColumn(), MofNCompleteColumn(), console=console
+        ) as progress,
+    ):
+        task = progress.add_task("rotate", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        primary, report = asyncio.run(rotate_keys(get_settings(), advance))
+    console.print(
+        f"[green]primary key {primary}: {report.resealed} credential(s) re-encrypted[/green]"
+    )
+    if report.unreadable:
+        names = ", ".join(str(credential) for credential in report.unreadable)
+        console.print(f"[red]could not open (left as they were): {names}[/red]")
+        raise typer.Exit(1)
+
+
+@keys.command("retire")
+def keys_retire(key_id: Annotated[str, typer.Argument(help="Key id to remove")]) -> None:
+    """Remove an old key from the keyring file once nothing is sealed with it."""
+    from budapp.admin import retire_key  # noqa: PLC0415
+
+    with _reported_errors():
+        asyncio.run(retire_key(get_settings(), key_id))
+    console.print(f"[green]key {key_id} retired[/green]")
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new key as `kid:base64`, for BUDAPP_ENCRYPTION_KEYS."""
+    from budapp.admin import generate_key  # noqa: PLC0415
+
+    typer.echo(generate_key())
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp import __version__
 from budapp.adapters.cache import create_window_counter
@@ -23,11 +24,14 @@ from budapp.core import migrate
 from budapp.core.db import create_engine, create_session_factory
 from budapp.core.errors import BudappError
 from budapp.core.http import install_error_handlers
+from budapp.core.keyring import Keyring, KeyringError, load_keyring
 from budapp.core.logging import configure_logging, get_logger
 from budapp.core.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from budapp.core.origin import parse_networks
 from budapp.core.references import ReferenceGuard
 from budapp.core.security import PasswordHasher, load_signing_key
+from budapp.credentials.router import router as credentials_router
+from budapp.credentials.service import CredentialVault, check_keyring, credentials_of_project
 from budapp.health.router import router as health_router
 from budapp.organizations.router import router as organizations_router
 from budapp.projects.router import router as projects_router
@@ -68,16 +72,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         users_router,
         projects_router,
         audit_router,
+        credentials_router,
     ):
         api.include_router(router)
     app.include_router(api)
     return app
 
 
+async def _keyring(settings: Settings, factory: async_sessionmaker[AsyncSession]) -> Keyring:
+    """Loads the data keys and proves they open what is stored, or refuses to start."""
+    inline = settings.encryption_keys.get_secret_value() if settings.encryption_keys else None
+    try:
+        keyring, generated = load_keyring(inline, settings.encryption_key_file, settings.data_dir)
+        async with factory() as session:
+            await check_keyring(session, keyring, generated=generated)
+    except KeyringError as exc:
+        log.error("encryption_keys_invalid", reason=str(exc))
+        raise SystemExit(f"budapp cannot start: {exc}") from None
+    return keyring
+
+
 def _reference_guard() -> ReferenceGuard:
     references = ReferenceGuard()
     references.register("organization", users_in_organization)
     references.register("organization", projects_in_organization)
+    references.register("project", credentials_of_project)
     return references
 
 
@@ -109,6 +128,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         ttl_seconds=settings.access_token_ttl_seconds,
     )
     state.authenticator = TokenAuthenticator(state.token_issuer)
+    state.vault = CredentialVault(await _keyring(settings, state.session_factory))
     state.window_counter = create_window_counter(settings.redis_url)
     state.login_throttle = LoginThrottle(
         state.window_counter,

@@ -3,6 +3,7 @@
 from budapp.audit.models import AuditChainHead, AuditRecord
 from budapp.auth.models import AuthSession, RefreshToken
 from budapp.core.db import Base
+from budapp.credentials.models import Credential
 from budapp.organizations.models import Organization
 from budapp.projects.models import Project, ProjectMember
 from budapp.users.models import User
@@ -13,6 +14,7 @@ __all__ = [
     "AuditChainHead",
     "AuditRecord",
     "AuthSession",
+    "Credential",
     "Organization",
     "Project",
     "ProjectMember",

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     # client address.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # --- secrets at rest -------------------------------------------------------------------
+    # `kid:base64key[,kid:base64key]` (first is primary), or a keyring file; neither set: a
+    # keyring generated in data_dir on first start. See docs/configuration.md.
+    encryption_keys: SecretStr | None = None
+    encryption_key_file: Path | None = None
+
     # --- bootstrap -----------------------------------------------------------------------------
     admin_email: str = "admin@budapp.local"
     admin_password: SecretStr | None = None

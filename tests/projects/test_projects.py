@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import defaultdict
@@ -22,6 +23,8 @@ from tests.factories import World, create_project
 ALL_PERMISSIONS = [
     "api_key:manage",
     "api_key:view",
+    "credential:manage",
+    "credential:view",
     "endpoint:manage",
     "endpoint:view",
     "members:manage",
@@ -36,6 +39,7 @@ ALL_PERMISSIONS = [
 DEVELOPER_PERMISSIONS = [
     "api_key:manage",
     "api_key:view",
+    "credential:view",
     "endpoint:manage",
     "endpoint:view",
     "members:view",
@@ -248,6 +252,7 @@ async def test_per_page_accepts_its_bounds(
         ({"page": 0}, "page"),
         ({"page": -1}, "page"),
         ({"search": "x" * 256}, "search"),
+        ({"search": "a\x00b"}, "search"),
         ({"organization_id": "not-a-uuid"}, "organization_id"),
         ({"sort": "name"}, "sort"),
         ({"owner_id": str(uuid.uuid4())}, "owner_id"),
@@ -390,6 +395,18 @@ async def test_duplicate_name_in_the_same_organization_is_409(
     assert await stored(app) == before
 
 
+async def test_concurrent_creates_of_one_name_store_one_project(
+    app: FastAPI, client: httpx.AsyncClient, world: World
+) -> None:
+    headers = world["org_admin"].headers
+    responses = await asyncio.gather(
+        *(client.post("/projects", json={"name": "Raced"}, headers=headers) for _ in range(4))
+    )
+    assert sorted(response.status_code for response in responses) == [201, 409, 409, 409]
+    listing = await client.get("/projects", params={"search": "Raced"}, headers=headers)
+    assert listing.json()["meta"]["total"] == 1
+
+
 async def test_same_name_is_allowed_in_another_organization(
     client: httpx.AsyncClient, world: World
 ) -> None:
@@ -458,6 +475,8 @@ async def test_create_accepts_values_at_their_limits(
         ({"name": "ok", "organization_id": "not-a-uuid"}, "organization_id"),
         ({"name": "ok", "owner_id": str(uuid.uuid4())}, "owner_id"),
         ({"name": "ok", "deleted_at": "2020-01-01T00:00:00Z"}, "deleted_at"),
+        ({"name": "nul\u0000byte"}, "name"),
+        ({"name": "ok", "description": "nul\u0000byte"}, "description"),
         (["name", "ok"], "body"),
     ],
 )
@@ -469,6 +488,21 @@ async def test_invalid_create_body_is_422(
     assert response.status_code == 422
     assert error_code(response) == "VALIDATION_ERROR"
     assert [detail["field"] for detail in response.json()["error"]["details"]] == [field]
+    assert await stored(app) == before
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity"])
+async def test_settings_with_a_non_finite_number_are_422(
+    app: FastAPI, client: httpx.AsyncClient, world: World, number: bytes
+) -> None:
+    before = await stored(app)
+    response = await client.post(
+        "/projects",
+        content=b'{"name": "Odd", "settings": {"ratio": ' + number + b"}}",
+        headers={**world["org_admin"].headers, "content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert [detail["field"] for detail in response.json()["error"]["details"]] == ["settings"]
     assert await stored(app) == before
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert, inspect, update
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy import event, insert, inspect, select, update
+from sqlalchemy.engine import Connection, Result
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.orm.attributes import get_history
 from sqlalchemy.orm.base import NO_VALUE
 
@@ -95,6 +95,24 @@ def _record_flush(session: Session, _: object) -> None:
     entries = entries_for_flush(session)
     if entries:
         append(session.connection(), entries, actor_of(session), origin_of(session))
+
+
+@event.listens_for(BudappSession, "do_orm_execute")
+def _record_bulk_delete(state: ORMExecuteState) -> Result[Any] | None:
+    """`session.execute(delete(Model)...)` bypasses the flush, so the rows it is about to
+    remove are read first and recorded exactly as `session.delete(row)` would be."""
+    mapper = state.bind_mapper
+    if not state.is_delete or mapper is None or not _audited(mapper.class_):
+        return None
+    doomed = select(mapper)
+    where = getattr(state.statement, "whereclause", None)
+    if where is not None:
+        doomed = doomed.where(where)
+    entries = [_deleted(obj) for obj in state.session.scalars(doomed).all()]
+    result = state.invoke_statement()
+    session = state.session
+    append(session.connection(), entries, actor_of(session), origin_of(session))
+    return result
 
 
 def _audited(obj: object) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from budapp.core.schemas import reject_nul
 
 T = TypeVar("T")
 
@@ -33,6 +35,12 @@ class PageParams(BaseModel):
     `Annotated[XFilter, Query()]`; unknown parameters are refused, as in bodies."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        # Query strings reach PostgreSQL as text too (search filters).
+        return reject_nul(cls.__name__, data)
 
     page: int = Field(default=1, ge=1, le=1_000_000)
     per_page: int = Field(default=20, ge=1, le=MAX_PER_PAGE)

@@ -45,6 +45,8 @@ class Permission(StrEnum):
     API_KEY_MANAGE = "api_key:manage"
     ROUTER_VIEW = "router:view"
     ROUTER_MANAGE = "router:manage"
+    CREDENTIAL_VIEW = "credential:view"
+    CREDENTIAL_MANAGE = "credential:manage"
 
 
 _VIEW_ALL = frozenset(p for p in Permission if p.value.endswith(":view"))

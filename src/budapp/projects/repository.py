@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
@@ -81,6 +81,18 @@ class ProjectRepository:
             .order_by(ProjectMember.created_at, ProjectMember.id)
         )
         return list((await self.session.scalars(statement)).all())
+
+    async def lock(self, project_id: uuid.UUID) -> None:
+        """Makes concurrent member changes of one project run one after another, so that a
+        count read afterwards sees the other's result. A write that changes nothing rather
+        than SELECT ... FOR UPDATE: SQLite has no row locks and only serialises writers."""
+        statement = (
+            update(Project)
+            .where(Project.id == project_id)
+            .values(updated_at=Project.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        await self.session.execute(statement)
 
     async def count_admins(self, project_id: uuid.UUID) -> int:
         statement = select(func.count()).where(

@@ -15,7 +15,12 @@ MAX_SETTINGS_BYTES = 16 * 1024
 
 
 def _bounded(value: dict[str, Any]) -> dict[str, Any]:
-    if len(json.dumps(value)) > MAX_SETTINGS_BYTES:
+    try:
+        # Python's JSON parser accepts NaN and Infinity, which PostgreSQL's json type refuses.
+        size = len(json.dumps(value, allow_nan=False))
+    except ValueError:
+        raise ValueError("settings must not contain NaN or Infinity") from None
+    if size > MAX_SETTINGS_BYTES:
         raise ValueError(f"settings must serialise to at most {MAX_SETTINGS_BYTES} bytes")
     return value
 

@@ -197,6 +197,8 @@ class ProjectService:
         return user
 
     async def _ensure_not_last_admin(self, project: Project) -> None:
+        # Without the lock, two requests removing two admins at once would each see the other.
+        await self.repository.lock(project.id)
         if await self.repository.count_admins(project.id) <= 1:
             raise Conflict("A project must keep at least one admin")
 

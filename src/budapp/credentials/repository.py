@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import Select, distinct, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from budapp.core.auth import TenantScope
+from budapp.core.repository import fetch_page
+from budapp.credentials.models import Credential
+from budapp.credentials.schemas import CredentialFilter
+
+
+class CredentialRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _scoped(self, scope: TenantScope) -> Select[Credential]:
+        return select(Credential).where(
+            Credential.deleted_at.is_(None), scope.where(Credential.organization_id)
+        )
+
+    async def get(self, scope: TenantScope, credential_id: uuid.UUID) -> Credential | None:
+        return await self.session.scalar(self._scoped(scope).where(Credential.id == credential_id))
+
+    async def page(
+        self,
+        scope: TenantScope,
+        filters: CredentialFilter,
+        *,
+        visible_projects: list[uuid.UUID] | None,
+        organization_wide: bool,
+    ) -> tuple[list[Credential], int]:
+        """`visible_projects` None: every credential in scope; else only those of these
+        projects, plus organization-wide ones when `organization_wide`."""
+        statement = self._scoped(scope)
+        if visible_projects is not None:
+            visible = Credential.project_id.in_(visible_projects)
+            statement = statement.where(
+                or_(visible, Credential.project_id.is_(None)) if organization_wide else visible
+            )
+        if filters.project_id is not None:
+            statement = statement.where(Credential.project_id == filters.project_id)
+        if filters.kind is not None:
+            statement = statement.where(Credential.kind == filters.kind)
+        if filters.category is not None:
+            statement = statement.where(Credential.category == filters.category)
+        if filters.organization_id is not None:
+            statement = statement.where(Credential.organization_id == filters.organization_id)
+        statement = statement.order_by(Credential.name, Credential.id)
+        return await fetch_page(self.session, statement, filters)
+
+    async def name_taken(
+        self, organization_id: uuid.UUID, name: str, *, excluding: uuid.UUID | None = None
+    ) -> bool:
+        statement = select(Credential.id).where(
+            Credential.deleted_at.is_(None),
+            Credential.organization_id == organization_id,
+            Credential.name == name,
+        )
+        if excluding is not None:
+            statement = statement.where(Credential.id != excluding)
+        return (await self.session.scalar(statement.limit(1))) is not None
+
+    async def key_ids_in_use(self) -> list[str]:
+        statement = select(distinct(Credential.key_id)).where(Credential.ciphertext.is_not(None))
+        return [key_id for key_id in (await self.session.scalars(statement)).all() if key_id]
+
+    async def sample_sealed_with(self, key_id: str) -> Credential | None:
+        statement = (
+            select(Credential)
+            .where(Credential.key_id == key_id, Credential.ciphertext.is_not(None))
+            .limit(1)
+        )
+        return await self.session.scalar(statement)
+
+    async def sealed_with_other_keys(
+        self, primary: str, limit: int, *, after: uuid.UUID | None
+    ) -> Sequence[Credential]:
+        statement = select(Credential).where(
+            Credential.ciphertext.is_not(None), Credential.key_id != primary
+        )
+        if after is not None:
+            statement = statement.where(Credential.id > after)
+        statement = statement.order_by(Credential.id).limit(limit)
+        return (await self.session.scalars(statement)).all()
+
+    async def count_sealed_with_other_keys(self, primary: str) -> int:
+        statement = select(func.count()).where(
+            Credential.ciphertext.is_not(None), Credential.key_id != primary
+        )
+        return int(await self.session.scalar(statement) or 0)
+
+    async def count_for_project(self, project_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(
+            Credential.deleted_at.is_(None), Credential.project_id == project_id
+        )
+        return int(await self.session.scalar(statement) or 0)
+
+    def add(self, credential: Credential) -> None:
+        self.session.add(credential)
