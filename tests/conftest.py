@@ -106,9 +106,7 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     application: FastAPI = request.getfixturevalue("app")
     engine = application.state.engine
     tables = [
-        table.name
-        for table in reversed(metadata.sorted_tables)
-        if table.name != "audit_chain_head"
+        table.name for table in reversed(metadata.sorted_tables) if table.name != "audit_chain_head"
     ]
     async with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
