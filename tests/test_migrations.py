@@ -27,6 +27,8 @@ TABLES = {
     "refresh_tokens",
     "audit_records",
     "audit_chain_head",
+    "credentials",
+    "api_keys",
 }
 
 

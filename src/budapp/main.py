@@ -14,6 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp import __version__
 from budapp.adapters.cache import create_window_counter
+from budapp.adapters.events import create_event_bus
+from budapp.api_keys.resolver import ApiKeyResolver
+from budapp.api_keys.router import router as api_keys_router
+from budapp.api_keys.service import active_keys_of_project
 from budapp.audit.router import router as audit_router
 from budapp.auth.router import router as auth_router
 from budapp.auth.service import TokenAuthenticator
@@ -73,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         projects_router,
         audit_router,
         credentials_router,
+        api_keys_router,
     ):
         api.include_router(router)
     app.include_router(api)
@@ -97,6 +102,7 @@ def _reference_guard() -> ReferenceGuard:
     references.register("organization", users_in_organization)
     references.register("organization", projects_in_organization)
     references.register("project", credentials_of_project)
+    references.register("project", active_keys_of_project)
     return references
 
 
@@ -130,6 +136,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.authenticator = TokenAuthenticator(state.token_issuer)
     state.vault = CredentialVault(await _keyring(settings, state.session_factory))
     state.window_counter = create_window_counter(settings.redis_url)
+    state.event_bus = create_event_bus(settings.redis_url)
+    await state.event_bus.start()
+    state.api_key_resolver = ApiKeyResolver(
+        state.session_factory,
+        state.event_bus,
+        ttl_seconds=settings.api_key_cache_ttl_seconds,
+        flush_seconds=settings.api_key_usage_flush_seconds,
+    )
+    await state.api_key_resolver.start()
     state.login_throttle = LoginThrottle(
         state.window_counter,
         max_failures_per_account=settings.login_max_failures_per_account,
@@ -158,5 +173,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await state.api_key_resolver.close()
+        await state.event_bus.close()
         await state.window_counter.close()
         await engine.dispose()

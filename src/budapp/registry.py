@@ -1,5 +1,6 @@
 """Imports every domain's tables so `Base.metadata` is complete (Alembic, tests)."""
 
+from budapp.api_keys.models import ApiKey
 from budapp.audit.models import AuditChainHead, AuditRecord
 from budapp.auth.models import AuthSession, RefreshToken
 from budapp.core.db import Base
@@ -11,6 +12,7 @@ from budapp.users.models import User
 metadata = Base.metadata
 
 __all__ = [
+    "ApiKey",
     "AuditChainHead",
     "AuditRecord",
     "AuthSession",

@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     # client address.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # --- API keys ----------------------------------------------------------------------------
+    # How long a resolved key is trusted without the database; revocations are also pushed
+    # to every replica at once (over Redis when configured).
+    api_key_cache_ttl_seconds: float = Field(default=30.0, ge=0)
+    # Last-used times are written in one batch this often, never per request.
+    api_key_usage_flush_seconds: float = Field(default=10.0, gt=0)
+
     # --- secrets at rest -------------------------------------------------------------------
     # `kid:base64key[,kid:base64key]` (first is primary), or a keyring file; neither set: a
     # keyring generated in data_dir on first start. See docs/configuration.md.

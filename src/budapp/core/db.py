@@ -8,7 +8,7 @@ handler returns and rolls back when it raises; services only `flush`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -114,6 +114,21 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     )
 
 
+AfterCommit = Callable[[], Awaitable[None]]
+_AFTER_COMMIT = "budapp.after_commit"
+
+
+def after_commit(session: AsyncSession, action: AfterCommit) -> None:
+    """Runs `action` once the unit of work has committed (and never if it rolls back): events
+    and cache invalidations must not announce a change that did not happen."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+async def _run_after_commit(session: AsyncSession) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, []):
+        await action()
+
+
 @asynccontextmanager
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A unit of work: commit on success, roll back on any exception."""
@@ -121,8 +136,13 @@ async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncItera
         try:
             yield session
             await session.commit()
+            await _run_after_commit(session)
         except BudappError as exc:
-            await (session.commit() if exc.commit else session.rollback())
+            if exc.commit:
+                await session.commit()
+                await _run_after_commit(session)
+            else:
+                await session.rollback()
             raise
         except BaseException:
             await session.rollback()
