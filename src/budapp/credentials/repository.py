@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Select, distinct, func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
@@ -64,7 +64,7 @@ class CredentialRepository:
         return (await self.session.scalar(statement.limit(1))) is not None
 
     async def key_ids_in_use(self) -> list[str]:
-        statement = select(distinct(Credential.key_id)).where(Credential.ciphertext.is_not(None))
+        statement = select(Credential.key_id).where(Credential.ciphertext.is_not(None)).distinct()
         return [key_id for key_id in (await self.session.scalars(statement)).all() if key_id]
 
     async def sample_sealed_with(self, key_id: str) -> Credential | None:
