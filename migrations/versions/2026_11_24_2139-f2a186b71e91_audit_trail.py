@@ -43,7 +43,7 @@ def upgrade() -> None:
     sa.Column('ip_address', sa.String(length=64), nullable=True),
     sa.Column('user_agent', sa.String(length=512), nullable=True),
     sa.Column('request_id', sa.String(length=128), nullable=True),
-    sa.Column('details', sa.JSON(), nullable=False),
+    sa.Column('details', sa.Text(), nullable=False),
     sa.Column('previous_hash', sa.String(length=64), nullable=False),
     sa.Column('current_hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_records')),

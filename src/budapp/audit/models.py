@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, Integer, String
+from sqlalchemy import BigInteger, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from budapp.core.db import Base
@@ -36,7 +35,8 @@ class AuditRecord(Base):
     ip_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
     request_id: Mapped[str | None] = mapped_column(String(128))
-    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Canonical JSON text (chain.canonical_json), hashed exactly as stored.
+    details: Mapped[str] = mapped_column(Text)
     previous_hash: Mapped[str] = mapped_column(String(64))
     current_hash: Mapped[str] = mapped_column(String(64))
 

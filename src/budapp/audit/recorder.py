@@ -21,7 +21,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.orm.attributes import get_history
 from sqlalchemy.orm.base import NO_VALUE
 
-from budapp.audit.chain import link_hash
+from budapp.audit.chain import canonical_json, link_hash
 from budapp.audit.models import AuditChainHead, AuditRecord
 from budapp.core.db import BudappSession, utcnow
 from budapp.core.origin import Actor, Origin, actor_of, origin_of
@@ -72,7 +72,7 @@ def append(connection: Connection, entries: list[AuditEntry], actor: Actor, orig
             "ip_address": origin.ip_address,
             "user_agent": origin.user_agent,
             "request_id": origin.request_id,
-            "details": entry.details,
+            "details": canonical_json(entry.details),
             "previous_hash": previous,
         }
         row["current_hash"] = previous = link_hash(row)

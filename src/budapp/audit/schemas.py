@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from budapp.core.schemas import RequestSchema, ResponseSchema
 
@@ -48,6 +49,10 @@ class AuditExportQuery(AuditFilter):
     format: Literal["jsonl", "csv"] = "jsonl"
 
 
+def _parsed(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
 class AuditRead(ResponseSchema):
     id: uuid.UUID
     sequence: int
@@ -62,7 +67,7 @@ class AuditRead(ResponseSchema):
     ip_address: str | None
     user_agent: str | None
     request_id: str | None
-    details: dict[str, Any]
+    details: Annotated[dict[str, Any], BeforeValidator(_parsed)]
     previous_hash: str
     current_hash: str
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from budapp.audit.chain import GENESIS_HASH, Break, ChainVerifier
+from budapp.audit.chain import GENESIS_HASH
 from budapp.audit.models import AuditRecord
 from budapp.audit.recorder import AuditEntry, append
 from budapp.audit.repository import AuditRepository
@@ -27,7 +27,7 @@ from budapp.core.auth import Principal, TenantScope
 from budapp.core.errors import NotFound
 from budapp.core.origin import Actor, actor_of, origin_of
 
-VERIFY_BATCH = 5_000
+VERIFY_CHUNK = 50_000
 EXPORT_BATCH = 1_000
 EXPORT_COLUMNS = list(AuditRead.model_fields)
 
@@ -114,7 +114,8 @@ class AuditService:
 
 
 class ChainCheck:
-    """Verifies the chain, or the range [from_sequence, to_sequence] of it, batch by batch."""
+    """Verifies the chain, or the range [from_sequence, to_sequence] of it, a chunk of
+    records per query, the hashing done by the database."""
 
     def __init__(
         self, repository: AuditRepository, request: VerifyRequest, progress: Progress | None
@@ -123,58 +124,70 @@ class ChainCheck:
         self.start = request.from_sequence or 1
         self.end = request.to_sequence
         self.progress = progress
+        self.checked = 0
 
     async def run(self) -> VerifyResult:
         head = await self.repository.head()
-        whole_tail = self.end is None
         end = head.last_sequence if self.end is None else self.end
-        previous = await self._hash_before(self.start)
-        if previous is None:
-            return self._result(
-                0, Break(self.start - 1, None, "the record before the range is missing")
-            )
-        verifier = ChainVerifier(self.start, previous)
         total = max(end - self.start + 1, 0)
-        broken: Break | None = None
-        while broken is None:
-            rows = await self.repository.chain_rows(
-                verifier.expected_sequence - 1, None if whole_tail else end, VERIFY_BATCH
-            )
-            if not rows:
-                break
-            for row in rows:
-                if (broken := verifier.check(row)) is not None:
-                    break
+        last: int | None = None
+        for low in range(self.start, end + 1, VERIFY_CHUNK):
+            high = min(low + VERIFY_CHUNK - 1, end)
+            result = await self.repository.check_range(low, high)
+            self.checked += result.passed
+            if result.broken is not None:
+                row = result.broken
+                return self._result(Break(row["sequence"], _uuid(row["record_id"]), row["reason"]))
+            if result.last_sequence != high:
+                first_missing = (result.last_sequence or low - 1) + 1
+                return self._result(
+                    Break(first_missing, None, f"records {first_missing} to {high} are missing")
+                )
+            last = high
             if self.progress:
-                self.progress(verifier.checked, total)
-        last = verifier.expected_sequence - 1
-        if broken is None and last < end:
-            broken = Break(last + 1, None, f"records {last + 1} to {end} are missing")
-        if (
-            broken is None
-            and whole_tail
-            and (last != head.last_sequence or verifier.expected_previous != head.last_hash)
+                self.progress(self.checked, total)
+        if self.end is None and (
+            broken := await self._check_head(head.last_sequence, head.last_hash)
         ):
-            broken = Break(last, None, "the chain head does not match the last record")
-        return self._result(verifier.checked, broken, last)
+            return self._result(broken)
+        return self._result(None, last)
 
-    async def _hash_before(self, start: int) -> str | None:
-        if start == 1:
-            return GENESIS_HASH
-        return await self.repository.hash_of(start - 1)
+    async def _check_head(self, head_sequence: int, head_hash: str) -> Break | None:
+        """Whole-chain checks: nothing before 1 or after the head, and the head names the
+        last record (else records were cut from the end, or forged after it)."""
+        low, high = await self.repository.sequence_bounds()
+        if low is not None and low < 1:
+            return Break(low, None, "a record lies before the start of the chain")
+        if high is not None and high > head_sequence:
+            return Break(head_sequence + 1, None, "records lie after the chain head")
+        last_hash = await self.repository.hash_of(head_sequence) if head_sequence else GENESIS_HASH
+        if last_hash != head_hash:
+            return Break(head_sequence, None, "the chain head does not match the last record")
+        return None
 
-    def _result(self, checked: int, broken: Break | None, last: int | None = None) -> VerifyResult:
+    def _result(self, broken: Break | None, last: int | None = None) -> VerifyResult:
         return VerifyResult(
             ok=broken is None,
-            checked=checked,
-            first_sequence=self.start if checked else None,
-            last_sequence=last if checked else None,
+            checked=self.checked,
+            first_sequence=self.start if self.checked else None,
+            last_sequence=last if self.checked and broken is None else None,
             first_broken=BrokenRecord(
                 sequence=broken.sequence, record_id=broken.record_id, reason=broken.reason
             )
             if broken
             else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    sequence: int
+    record_id: str | None
+    reason: str
+
+
+def _uuid(value: str | None) -> str | None:
+    return str(uuid.UUID(value)) if value else None
 
 
 def _scope(principal: Principal, query: AuditFilter) -> TenantScope:

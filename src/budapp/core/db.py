@@ -7,6 +7,7 @@ handler returns and rolls back when it raises; services only `flush`.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -95,6 +96,8 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
 def _configure_sqlite(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
     # WAL lets readers proceed during a write; foreign keys are off by default in SQLite;
     # busy_timeout makes concurrent writers wait instead of failing with "database is locked".
+    # SQLite has no SHA-256 of its own; the audit chain is verified inside the query with it.
+    dbapi_connection.create_function("budapp_sha256", 1, _sha256_hex, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -106,6 +109,10 @@ def _configure_sqlite(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
 class BudappSession(Session):
     """The sync session behind every AsyncSession budapp opens; cross-cutting flush hooks
     (the audit trail) listen on this class."""
+
+
+def _sha256_hex(value: str | None) -> str | None:
+    return None if value is None else hashlib.sha256(value.encode()).hexdigest()
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
