@@ -76,7 +76,14 @@ async def create_project(
         session.add(project)
         await session.flush()
         for user_id, role in members.items():
-            session.add(ProjectMember(project_id=project.id, user_id=user_id, role=role))
+            session.add(
+                ProjectMember(
+                    organization_id=organization_id,
+                    project_id=project.id,
+                    user_id=user_id,
+                    role=role,
+                )
+            )
         await session.commit()
         return project.id
 

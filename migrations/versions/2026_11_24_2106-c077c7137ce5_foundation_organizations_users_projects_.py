@@ -143,6 +143,7 @@ def upgrade() -> None:
 
     op.create_table(
         "project_members",
+        sa.Column("organization_id", sa.Uuid(), nullable=False),
         sa.Column("project_id", sa.Uuid(), nullable=False),
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column(
@@ -161,6 +162,12 @@ def upgrade() -> None:
             ["projects.id"],
             name=op.f("fk_project_members_project_id_projects"),
             ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["organization_id"],
+            ["organizations.id"],
+            name=op.f("fk_project_members_organization_id_organizations"),
+            ondelete="RESTRICT",
         ),
         sa.ForeignKeyConstraint(
             ["user_id"],

@@ -92,8 +92,11 @@ async def enroll(
     extra_permissions: list[str] | None = None,
 ) -> None:
     async with app.state.session_factory() as session:
+        project = await session.get(Project, project_id)
+        assert project is not None
         session.add(
             ProjectMember(
+                organization_id=project.organization_id,
                 project_id=project_id,
                 user_id=user_id,
                 role=role,

@@ -84,7 +84,16 @@ async def enroll(
     app: FastAPI, project_id: uuid.UUID, user_id: uuid.UUID, role: ProjectRole
 ) -> None:
     async with app.state.session_factory() as session:
-        session.add(ProjectMember(project_id=project_id, user_id=user_id, role=role))
+        project = await session.get(Project, project_id)
+        assert project is not None
+        session.add(
+            ProjectMember(
+                organization_id=project.organization_id,
+                project_id=project_id,
+                user_id=user_id,
+                role=role,
+            )
+        )
         await session.commit()
 
 

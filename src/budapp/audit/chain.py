@@ -37,7 +37,9 @@ HASHED_FIELDS = (
     "previous_hash",
 )
 
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
+# UTC, always with microseconds; UUIDs as 32 hex digits. Both are how SQLite stores them, so
+# the database reproduces the form with no string surgery.
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def canonical_json(details: Mapping[str, Any]) -> str:
@@ -50,8 +52,10 @@ def field_text(value: Any) -> str | None:
         return value
     if isinstance(value, bool):
         raise TypeError("booleans are not hashed fields")
-    if isinstance(value, int | uuid.UUID):
+    if isinstance(value, int):
         return str(value)
+    if isinstance(value, uuid.UUID):
+        return value.hex
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime(TIMESTAMP_FORMAT)
     if isinstance(value, Mapping):

@@ -4,7 +4,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import RowMapping, Select, func, select, text
+from sqlalchemy import Select, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.audit.chain import GENESIS_HASH
@@ -12,11 +12,21 @@ from budapp.audit.models import AuditChainHead, AuditRecord
 from budapp.audit.schemas import AuditFilter
 from budapp.core.auth import TenantScope
 
+_LINK = "previous_hash does not match the record before it (missing or out of order)"
+_CONTENT = "current_hash does not match the record's contents"
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    sequence: int
+    record_id: str | None
+    reason: str
+
 
 @dataclass(frozen=True, slots=True)
 class RangeCheck:
     passed: int
-    broken: RowMapping | None
+    broken: Break | None
     last_sequence: int | None
 
 
@@ -40,56 +50,46 @@ _TEXT_COLUMNS = [
 _TAIL_COLUMNS = ["ip_address", "user_agent", "request_id", "details", "previous_hash"]
 
 
-def _sqlite_uuid(column: str) -> str:
-    # SQLite stores UUIDs as 32 hex digits; the canonical text is the hyphenated form.
-    parts = [(1, 8), (9, 4), (13, 4), (17, 4), (21, 12)]
-    pieces = " || '-' || ".join(f"substr({column}, {s}, {n})" for s, n in parts)
-    return f"CASE WHEN {column} IS NULL THEN NULL ELSE lower({pieces}) END"
-
-
 _SQLITE_CANONICAL = _canonical(
     [
         "CAST(sequence AS TEXT)",
-        _sqlite_uuid("id"),
-        # Stored as 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC.
-        "replace(created_at, ' ', 'T')",
+        "id",
+        "created_at",
         *_TEXT_COLUMNS,
-        _sqlite_uuid("organization_id"),
+        "organization_id",
         *_TAIL_COLUMNS,
     ]
 )
 _POSTGRES_CANONICAL = _canonical(
     [
         "sequence::text",
-        "id::text",
-        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')",
+        "replace(id::text, '-', '')",
+        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')",
         *_TEXT_COLUMNS,
-        "organization_id::text",
+        "replace(organization_id::text, '-', '')",
         *_TAIL_COLUMNS,
     ]
 )
 
-# One row per record of the range, with the reason it breaks the chain (NULL when it holds).
-# The record just before the range is read too, for the first link.
-_CHECK_RANGE = """
-SELECT sequence, record_id, CASE
-    WHEN sequence <> 1 AND (prior_sequence IS NULL OR prior_sequence <> sequence - 1)
-        THEN 'the record before it is missing or out of order'
-    WHEN previous_hash <> CASE WHEN sequence = 1 THEN :genesis ELSE prior_hash END
-        THEN 'previous_hash does not match the record before it'
-    WHEN computed <> current_hash
-        THEN 'current_hash does not match the record''s contents'
-    END AS reason
-FROM (
-    SELECT sequence, CAST(id AS TEXT) AS record_id, previous_hash, current_hash,
-        lag(sequence) OVER (ORDER BY sequence) AS prior_sequence,
-        lag(current_hash) OVER (ORDER BY sequence) AS prior_hash,
-        {digest} AS computed
-    FROM audit_records
-    WHERE sequence BETWEEN :low AND :end
-) AS chain
-WHERE sequence >= :start
-ORDER BY sequence
+# Three aggregate passes over a range, none needing the rows in Python and none ordered
+# (PostgreSQL may run them on parallel workers): the first record whose hash does not
+# match its contents, the first whose link to the record before it is broken, and how many
+# records the range holds.
+_FIRST_BAD_CONTENT = """
+SELECT min(sequence) FROM audit_records
+WHERE sequence BETWEEN :start AND :end AND {digest} <> current_hash
+"""
+_FIRST_BAD_LINK = """
+SELECT min(record.sequence) FROM audit_records AS record
+LEFT JOIN audit_records AS prior ON prior.sequence = record.sequence - 1
+WHERE record.sequence BETWEEN :start AND :end AND (
+    (record.sequence <> 1 AND prior.sequence IS NULL)
+    OR record.previous_hash
+        <> CASE WHEN record.sequence = 1 THEN :genesis ELSE prior.current_hash END
+)
+"""
+_RANGE_SIZE = """
+SELECT count(*), max(sequence) FROM audit_records WHERE sequence BETWEEN :start AND :end
 """
 
 
@@ -146,21 +146,41 @@ class AuditRepository:
 
     async def check_range(self, start: int, end: int) -> RangeCheck:
         """Recomputes, in the database, the hash and the link of every record with a sequence
-        in [start, end], and returns the first that fails with why, and how many passed."""
+        in [start, end]; returns the first that fails and why, and how many records passed."""
         dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        canon = _POSTGRES_CANONICAL if dialect == "postgresql" else _SQLITE_CANONICAL
         digest = (
-            f"encode(sha256(convert_to({canon}, 'UTF8')), 'hex')"
+            f"encode(sha256(convert_to({_POSTGRES_CANONICAL}, 'UTF8')), 'hex')"
             if dialect == "postgresql"
-            else f"budapp_sha256({canon})"
+            else f"budapp_sha256({_SQLITE_CANONICAL})"
         )
-        statement = text(_CHECK_RANGE.format(digest=digest))
-        params = {"low": start - 1, "start": start, "end": end, "genesis": GENESIS_HASH}
-        rows = (await self.session.execute(statement, params)).mappings().all()
-        broken = next((row for row in rows if row["reason"] is not None), None)
-        passed = sum(1 for row in rows if broken is None or row["sequence"] < broken["sequence"])
-        last = max((row["sequence"] for row in rows), default=None)
-        return RangeCheck(passed, broken, last)
+        params = {"start": start, "end": end, "genesis": GENESIS_HASH}
+        bad_link = await self.session.scalar(text(_FIRST_BAD_LINK), params)
+        bad_content = await self.session.scalar(
+            text(_FIRST_BAD_CONTENT.format(digest=digest)), params
+        )
+        count, last = (await self.session.execute(text(_RANGE_SIZE), params)).one()
+        candidates = [(s, r) for s, r in ((bad_link, _LINK), (bad_content, _CONTENT)) if s]
+        if not candidates:
+            return RangeCheck(int(count), None, last)
+        sequence, reason = min(candidates, key=lambda candidate: candidate[0])
+        record_id = await self.session.scalar(
+            select(AuditRecord.id).where(AuditRecord.sequence == sequence)
+        )
+        if reason == _LINK and sequence != 1:
+            before = await self.session.scalar(
+                select(func.max(AuditRecord.sequence)).where(AuditRecord.sequence < sequence)
+            )
+            if before != sequence - 1:
+                # The link broke because records are gone: name the first missing position.
+                missing_from = (before or 0) + 1
+                reason = f"records {missing_from} to {sequence - 1} are missing"
+                sequence = missing_from
+        passed = await self.session.scalar(
+            text("SELECT count(*) FROM audit_records WHERE sequence BETWEEN :start AND :before"),
+            {"start": start, "before": sequence - 1},
+        )
+        broken = Break(sequence, str(record_id) if record_id else None, reason)
+        return RangeCheck(int(passed or 0), broken, last)
 
     async def sequence_bounds(self) -> tuple[int | None, int | None]:
         statement = select(func.min(AuditRecord.sequence), func.max(AuditRecord.sequence))

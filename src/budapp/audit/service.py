@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from budapp.audit.chain import GENESIS_HASH
 from budapp.audit.models import AuditRecord
 from budapp.audit.recorder import AuditEntry, append
-from budapp.audit.repository import AuditRepository
+from budapp.audit.repository import AuditRepository, Break
 from budapp.audit.schemas import (
     AuditExportQuery,
     AuditFilter,
@@ -27,7 +27,7 @@ from budapp.core.auth import Principal, TenantScope
 from budapp.core.errors import NotFound
 from budapp.core.origin import Actor, actor_of, origin_of
 
-VERIFY_CHUNK = 50_000
+VERIFY_CHUNK = 100_000
 EXPORT_BATCH = 1_000
 EXPORT_COLUMNS = list(AuditRead.model_fields)
 
@@ -136,8 +136,7 @@ class ChainCheck:
             result = await self.repository.check_range(low, high)
             self.checked += result.passed
             if result.broken is not None:
-                row = result.broken
-                return self._result(Break(row["sequence"], _uuid(row["record_id"]), row["reason"]))
+                return self._result(result.broken)
             if result.last_sequence != high:
                 first_missing = (result.last_sequence or low - 1) + 1
                 return self._result(
@@ -177,17 +176,6 @@ class ChainCheck:
             if broken
             else None,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Break:
-    sequence: int
-    record_id: str | None
-    reason: str
-
-
-def _uuid(value: str | None) -> str | None:
-    return str(uuid.UUID(value)) if value else None
 
 
 def _scope(principal: Principal, query: AuditFilter) -> TenantScope:

@@ -32,6 +32,11 @@ class ProjectMember(RecordMixin, Base):
     __audit_resource__ = "project_member"
     __table_args__ = (UniqueConstraint("project_id", "user_id"),)
 
+    # The project's organization, kept on the row so that tenancy (and the audit trail, which
+    # files each record under an organization) needs no join.
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="RESTRICT")
+    )
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True

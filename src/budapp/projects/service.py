@@ -105,7 +105,12 @@ class ProjectService:
         # A super admin creating a project in another tenant does not become its member.
         if organization_id == by.organization_id:
             self.repository.add(
-                ProjectMember(project_id=project.id, user_id=by.user_id, role=ProjectRole.ADMIN)
+                ProjectMember(
+                    organization_id=project.organization_id,
+                    project_id=project.id,
+                    user_id=by.user_id,
+                    role=ProjectRole.ADMIN,
+                )
             )
             await self.session.flush()
         return ProjectRead.model_validate(project)
@@ -141,6 +146,7 @@ class ProjectService:
         if await self.repository.member(project.id, user.id) is not None:
             raise Conflict("The user is already a member of this project")
         member = ProjectMember(
+            organization_id=project.organization_id,
             project_id=project.id,
             user_id=user.id,
             role=data.role,
