@@ -66,6 +66,8 @@ class ApiKeyResolver:
         self._cache: dict[str, tuple[ApiKeyIdentity | None, float]] = {}
         self._digest_by_key: dict[uuid.UUID, str] = {}
         self._uses: dict[uuid.UUID, datetime] = {}
+        # Counts revocations and resyncs heard, to tell whether one arrived during a load.
+        self._revocations = 0
         self._task: asyncio.Task[None] | None = None
         bus.subscribe(REVOKED_TOPIC, self._on_revoked)
 
@@ -75,8 +77,12 @@ class ApiKeyResolver:
         digest = hash_key(raw)
         entry = self._cache.get(digest)
         if entry is None or entry[1] <= time.monotonic():
+            heard = self._revocations
             identity = await self._load(digest)
-            self._remember(digest, identity)
+            # A revocation heard while the row was read may be of this very key, and it found
+            # nothing to evict: serve this request, but do not cache a row that may be stale.
+            if heard == self._revocations:
+                self._remember(digest, identity)
         else:
             identity = entry[0]
         if identity is None:
@@ -146,6 +152,7 @@ class ApiKeyResolver:
             del self._cache[next(iter(self._cache))]
 
     def _on_revoked(self, payload: dict[str, Any] | None) -> None:
+        self._revocations += 1
         if payload is None:
             self._cache.clear()
             self._digest_by_key.clear()

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from budapp.adapters.events.base import Handler
+from budapp.adapters.events.base import Handler, notify
 
 
 class MemoryEventBus:
@@ -14,8 +14,7 @@ class MemoryEventBus:
         self._handlers[topic].append(handler)
 
     async def publish(self, topic: str, payload: dict[str, Any]) -> None:
-        for handler in self._handlers.get(topic, []):
-            handler(payload)
+        notify(topic, self._handlers.get(topic, []), payload)
 
     async def start(self) -> None:
         return None

@@ -9,7 +9,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from budapp.adapters.events.base import Handler
+from budapp.adapters.events.base import Handler, notify
 from budapp.core.logging import get_logger
 
 _PREFIX = "budapp:events:"
@@ -85,10 +85,8 @@ class RedisEventBus:
             payload = json.loads(message["data"])
         except ValueError:
             return
-        for handler in self._handlers.get(topic, []):
-            handler(payload)
+        notify(topic, self._handlers.get(topic, []), payload)
 
     def _resync(self) -> None:
-        for handlers in self._handlers.values():
-            for handler in handlers:
-                handler(None)
+        for topic, handlers in self._handlers.items():
+            notify(topic, handlers, None)
