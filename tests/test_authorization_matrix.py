@@ -18,6 +18,9 @@ from fastapi import FastAPI
 from budapp.core.roles import Role
 from tests.factories import World, create_account, create_organization
 
+# A placeholder for cases that need no API key.
+NO_KEY = uuid.UUID(int=0)
+
 ACTORS = [
     "anonymous",
     "user",
@@ -35,7 +38,7 @@ class Targets:
     world: World
     target_user: uuid.UUID
     empty_org: uuid.UUID
-    api_key: uuid.UUID = uuid.UUID(int=0)
+    api_key: uuid.UUID = NO_KEY
 
 
 Path = Callable[[Targets], str]
@@ -276,7 +279,7 @@ async def test_route_authorization(
     target = await create_account(
         app, world.org_a, f"target-{uuid.uuid4().hex[:6]}@example.com", Role.USER
     )
-    api_key = uuid.UUID(int=0)
+    api_key = NO_KEY
     # Only API-key cases get a key: an active key rightly blocks deleting its project.
     if "api key" in case_name:
         created = await client.post(
