@@ -137,7 +137,7 @@ async def test_only_the_hash_of_the_key_is_stored(
     )
     assert audit.status_code == 200, audit.text
     records = [r for r in audit.json()["data"] if r["resource_type"] == "api_key"]
-    assert {r["action"] for r in records} == {"api_key.create", "api_key.update"}
+    assert {r["action"] for r in records} == {"api_key.create", "api_key.revoke"}
     [creation] = [r for r in records if r["action"] == "api_key.create"]
     assert creation["details"]["values"]["key_hash"] == "***"
     assert secret_part not in audit.text

@@ -15,6 +15,7 @@ class ApiKey(RecordMixin, Base):
 
     __tablename__ = "api_keys"
     __audit_resource__ = "api_key"
+    __audit_verbs__ = {"revoked_at": "revoke"}
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="RESTRICT"), index=True

@@ -139,7 +139,7 @@ class ApiKeyResolver:
     def _remember(self, digest: str, identity: ApiKeyIdentity | None) -> None:
         if len(self._cache) >= _MAX_ENTRIES:
             self._evict()
-        ttl = self._ttl if identity is not None else _NEGATIVE_TTL
+        ttl = self._ttl if identity is not None else min(_NEGATIVE_TTL, self._ttl)
         self._cache[digest] = (identity, time.monotonic() + ttl)
         if identity is not None:
             self._digest_by_key[identity.key_id] = digest

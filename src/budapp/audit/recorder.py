@@ -141,20 +141,29 @@ def _updated(obj: object) -> AuditEntry | None:
         history = get_history(obj, attribute.key)
         if not history.has_changes():
             continue
-        old = history.deleted[0] if history.deleted else None
         new = history.added[0] if history.added else None
-        if old is NO_VALUE or old == new:
+        if not history.deleted or history.deleted[0] is NO_VALUE:
+            # Written without a known prior value (flagged as modified): record what was set.
+            change = {"new": _json(new)}
+        elif history.deleted[0] == new:
             continue
-        changes[attribute.key] = (
-            {"changed": True}
-            if column.info.get("secret")
-            else {"old": _json(old), "new": _json(new)}
-        )
+        else:
+            change = {"old": _json(history.deleted[0]), "new": _json(new)}
+        changes[attribute.key] = {"changed": True} if column.info.get("secret") else change
     if not changes:
         return None
-    deleted = changes.get("deleted_at")
-    soft_delete = isinstance(deleted, dict) and deleted.get("old") is None and deleted.get("new")
-    return _entry(obj, "delete" if soft_delete else "update", {"changes": changes})
+    # A column set for the first time can name the action: a soft delete is a delete, a
+    # revocation a revoke (models add theirs in `__audit_verbs__`).
+    verbs = {"deleted_at": "delete", **getattr(obj, "__audit_verbs__", {})}
+    verb = next(
+        (
+            verbs[name]
+            for name, change in changes.items()
+            if name in verbs and change.get("old") is None and change.get("new") is not None
+        ),
+        "update",
+    )
+    return _entry(obj, verb, {"changes": changes})
 
 
 def _deleted(obj: object) -> AuditEntry:

@@ -29,7 +29,7 @@ class AuditFilter(RequestSchema):
     resource_id: Short = None
     since: Instant = None
     until: Instant = None
-    # Super admins only: narrow to one organization.
+    # Narrows to one organization; the caller's own scope still bounds what is read.
     organization_id: uuid.UUID | None = None
 
     @model_validator(mode="after")

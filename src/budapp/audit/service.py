@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from budapp.audit.chain import GENESIS_HASH
+from budapp.audit.chain import GENESIS_HASH, canonical_json
 from budapp.audit.models import AuditRecord
 from budapp.audit.recorder import AuditEntry, append
 from budapp.audit.repository import AuditRepository, Break
@@ -103,7 +103,8 @@ class AuditService:
                     yield "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
                 else:
                     for row in rows:
-                        writer.writerow({**row, "details": json.dumps(row["details"])})
+                        # The stored, hashed form: an export can be checked outside budapp.
+                        writer.writerow({**row, "details": canonical_json(row["details"])})
                     yield _drain(buffer)
 
     async def verify(

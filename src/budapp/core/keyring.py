@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import os
+import re
 import secrets
 import threading
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
+# Every ciphertext is stored next to its key id, in a column of 32 characters.
+_KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 
 
 class KeyringError(Exception):
@@ -48,6 +51,10 @@ class Keyring:
         if primary not in keys:
             raise KeyringError(f"the primary key {primary!r} is not in the keyring")
         for key_id, key in keys.items():
+            if not _KEY_ID.fullmatch(key_id):
+                raise KeyringError(
+                    f"key id {key_id!r} must be 1 to 32 letters, digits, '.', '_' or '-'"
+                )
             if len(key) != KEY_BYTES:
                 raise KeyringError(f"key {key_id!r} must be {KEY_BYTES} bytes (AES-256)")
         self._keys = dict(keys)
@@ -119,6 +126,9 @@ def parse_inline(value: str) -> Keyring:
             raise KeyringError(
                 "BUDAPP_ENCRYPTION_KEYS must look like kid:base64key[,kid:base64key]"
             )
+        if key_id in keys:
+            # Two values for one key id: which one sealed a stored ciphertext is unknowable.
+            raise KeyringError(f"key id {key_id!r} appears twice in BUDAPP_ENCRYPTION_KEYS")
         keys[key_id] = _decode(key_id, encoded)
         order.append(key_id)
     return Keyring(keys, order[0])

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import CursorResult, Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
@@ -67,13 +67,13 @@ class CredentialRepository:
         statement = select(Credential.key_id).where(Credential.ciphertext.is_not(None)).distinct()
         return [key_id for key_id in (await self.session.scalars(statement)).all() if key_id]
 
-    async def sample_sealed_with(self, key_id: str) -> Credential | None:
+    async def sample_sealed_with(self, key_id: str, limit: int) -> Sequence[Credential]:
         statement = (
             select(Credential)
             .where(Credential.key_id == key_id, Credential.ciphertext.is_not(None))
-            .limit(1)
+            .limit(limit)
         )
-        return await self.session.scalar(statement)
+        return (await self.session.scalars(statement)).all()
 
     async def sealed_with_other_keys(
         self, primary: str, limit: int, *, after: uuid.UUID | None
@@ -85,6 +85,18 @@ class CredentialRepository:
             statement = statement.where(Credential.id > after)
         statement = statement.order_by(Credential.id).limit(limit)
         return (await self.session.scalars(statement)).all()
+
+    async def lock_if_unchanged(self, credential: Credential) -> bool:
+        """Takes the row's write lock with a no-op write, if its ciphertext is still the one
+        read: a change made meanwhile is then neither overwritten nor able to overwrite."""
+        statement = (
+            update(Credential)
+            .where(Credential.id == credential.id, Credential.ciphertext == credential.ciphertext)
+            .values(ciphertext=credential.ciphertext, updated_at=Credential.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(statement)
+        return isinstance(result, CursorResult) and result.rowcount == 1
 
     async def count_sealed_with_other_keys(self, primary: str) -> int:
         statement = select(func.count()).where(

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.attributes import flag_modified
 
 from budapp.core.auth import Principal, TenantScope
 from budapp.core.db import utcnow
@@ -53,6 +54,9 @@ class CredentialVault:
         sealed = self.keyring.seal(json.dumps(secrets).encode(), _associated(credential.id))
         credential.key_id = sealed.key_id
         credential.ciphertext = sealed.ciphertext
+        # The pair is one value: written together even when the key id looks unchanged, or a
+        # rotation committed meanwhile would leave this ciphertext under the new key's id.
+        flag_modified(credential, "key_id")
 
     def open(self, credential: Credential) -> dict[str, str]:
         if credential.ciphertext is None or credential.key_id is None:
@@ -249,6 +253,8 @@ class CredentialService:
 
 # --- keys -------------------------------------------------------------------------------------
 
+_SAMPLES_PER_KEY = 5
+
 
 async def check_keyring(session: AsyncSession, keyring: Keyring, *, generated: bool) -> None:
     """Refuses to start with keys that cannot open the stored credentials: a missing key id,
@@ -265,15 +271,21 @@ async def check_keyring(session: AsyncSession, keyring: Keyring, *, generated: b
         raise KeyringError(f"credentials are sealed with keys that are not configured: {missing}")
     vault = CredentialVault(keyring)
     for key_id in in_use:
-        sample = await repository.sample_sealed_with(key_id)
-        if sample is None:
-            continue
-        try:
-            vault.open(sample)
-        except DecryptionError as exc:
+        # A wrong key opens none of them; one corrupted credential must not stop the start
+        # (it reads as "unreadable" on its own), so one that opens is proof enough.
+        failure: DecryptionError | None = None
+        for sample in await repository.sample_sealed_with(key_id, _SAMPLES_PER_KEY):
+            try:
+                vault.open(sample)
+            except DecryptionError as exc:
+                failure = exc
+            else:
+                failure = None
+                break
+        if failure is not None:
             raise KeyringError(
-                f"the configured key {key_id!r} does not open credentials: {exc}"
-            ) from exc
+                f"the configured key {key_id!r} does not open credentials: {failure}"
+            ) from failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,12 +313,17 @@ async def reencrypt_all(
     after: uuid.UUID | None = None
     while True:
         async with factory() as session:
-            batch = await CredentialRepository(session).sealed_with_other_keys(
+            repository = CredentialRepository(session)
+            batch = await repository.sealed_with_other_keys(
                 keyring.primary, batch_size, after=after
             )
             if not batch:
                 return RotationReport(resealed, unreadable)
             for credential in batch:
+                # Changed since it was read (an update through the API): re-sealing what was
+                # read would undo that change. Whoever changed it sealed it; a re-run sees it.
+                if not await repository.lock_if_unchanged(credential):
+                    continue
                 try:
                     vault.seal(credential, vault.open(credential))
                     resealed += 1
