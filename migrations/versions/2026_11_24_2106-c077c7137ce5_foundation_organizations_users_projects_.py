@@ -131,7 +131,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("projects", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_projects_organization_id"), ["organization_id"], unique=False
+            "ix_projects_organization_id_created_at_id",
+            ["organization_id", "created_at", "id"],
+            unique=False,
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
         )
         batch_op.create_index(
             "ix_projects_organization_id_name",
@@ -225,7 +229,11 @@ def downgrade() -> None:
             sqlite_where=sa.text("deleted_at IS NULL"),
             postgresql_where=sa.text("deleted_at IS NULL"),
         )
-        batch_op.drop_index(batch_op.f("ix_projects_organization_id"))
+        batch_op.drop_index(
+            "ix_projects_organization_id_created_at_id",
+            sqlite_where=sa.text("deleted_at IS NULL"),
+            postgresql_where=sa.text("deleted_at IS NULL"),
+        )
 
     op.drop_table("projects")
     with op.batch_alter_table("auth_sessions", schema=None) as batch_op:

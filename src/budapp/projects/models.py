@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from budapp.core.columns import string_enum, unique_live
@@ -14,10 +14,21 @@ from budapp.core.roles import ProjectRole
 class Project(RecordMixin, SoftDeleteMixin, Base):
     __tablename__ = "projects"
     __audit_resource__ = "project"
-    __table_args__ = (unique_live("ix_projects_organization_id_name", "organization_id", "name"),)
+    __table_args__ = (
+        unique_live("ix_projects_organization_id_name", "organization_id", "name"),
+        # Serves an organization's project list, newest first, from the index alone.
+        Index(
+            "ix_projects_organization_id_created_at_id",
+            "organization_id",
+            "created_at",
+            "id",
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+    )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("organizations.id", ondelete="RESTRICT"), index=True
+        ForeignKey("organizations.id", ondelete="RESTRICT")
     )
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str | None] = mapped_column(String(2000), default=None)

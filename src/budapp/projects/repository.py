@@ -42,7 +42,7 @@ class ProjectRepository:
             statement = statement.where(Project.organization_id == filters.organization_id)
         if filters.search:
             statement = statement.where(contains(Project.name, filters.search))
-        statement = statement.order_by(Project.created_at.desc(), Project.id)
+        statement = statement.order_by(Project.created_at.desc(), Project.id.desc())
         return await fetch_page(self.session, statement, filters)
 
     async def name_taken(
