@@ -109,12 +109,13 @@ def _keyring_path(settings: Settings) -> Path | None:
 
 
 async def rotate_keys(
-    settings: Settings, progress: Callable[[int, int], None]
+    settings: Settings, progress: Callable[[int, int], None], *, new_key: bool = True
 ) -> tuple[str, RotationReport]:
     """Makes a new primary key (file-backed keyrings) and re-seals every credential under it.
-    With BUDAPP_ENCRYPTION_KEYS the operator puts the new key first; this re-seals under it."""
+    With BUDAPP_ENCRYPTION_KEYS the operator puts the new key first; this re-seals under it.
+    `new_key=False` only re-seals under the current primary: finishing an interrupted run."""
     path = _keyring_path(settings)
-    if path is not None:
+    if path is not None and new_key:
         keyring = read_keyring_file(path)
         key_id = new_key_id()
         keys = {kid: keyring.key_bytes(kid) for kid in keyring.key_ids}

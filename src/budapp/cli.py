@@ -149,7 +149,16 @@ def audit_verify(
 
 
 @keys.command("rotate")
-def keys_rotate() -> None:
+def keys_rotate(
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Make no new key: re-encrypt what is not yet under the primary (after an "
+            "interrupted run).",
+        ),
+    ] = False,
+) -> None:
     """Make a new primary key and re-encrypt every credential under it (safe to re-run)."""
     from budapp.admin import rotate_keys  # noqa: PLC0415
 
@@ -164,7 +173,7 @@ def keys_rotate() -> None:
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        primary, report = asyncio.run(rotate_keys(get_settings(), advance))
+        primary, report = asyncio.run(rotate_keys(get_settings(), advance, new_key=not resume))
     console.print(
         f"[green]primary key {primary}: {report.resealed} credential(s) re-encrypted[/green]"
     )

@@ -547,3 +547,18 @@ def test_cli_rotate_fails_naming_an_unreadable_credential(cli_install: Install) 
     assert result.exit_code == 1
     assert str(broken) in result.output
     assert "2 credential(s) re-encrypted" in result.output
+
+
+def test_cli_rotate_resume_makes_no_new_key(cli_install: Install) -> None:
+    stored = asyncio.run(store(cli_install.settings(), KINDS[:3]))
+    primary = read_keyring_file(cli_install.keyring_file).primary
+
+    result = CliRunner().invoke(cli, ["keys", "rotate", "--resume"])
+
+    assert result.exit_code == 0, result.output
+    keyring = read_keyring_file(cli_install.keyring_file)
+    assert keyring.primary == primary
+    assert keyring.key_ids == {primary}
+    # Everything was already under the primary: nothing left to re-encrypt.
+    assert f"primary key {primary}: 0 credential(s) re-encrypted" in result.output
+    asyncio.run(assert_all_open(cli_install.url, keyring, stored))
