@@ -2,8 +2,9 @@
 
     python -m benchmarks.report OUT_DIR --db sqlite --command "benchmarks/run.sh sqlite"
 
-Reads OUT_DIR/<scenario>.txt (wrk --latency output) and OUT_DIR/<scenario>.cpu (server CPU
-ticks), writes OUT_DIR/results.json and OUT_DIR/results.md, and prints the markdown.
+Reads OUT_DIR/<scenario>.<run>.txt (wrk --latency output) and OUT_DIR/<scenario>.<run>.cpu (CPU
+ticks), keeps the fastest run of each scenario (the least disturbed by anything else on the
+machine), writes OUT_DIR/results.json and OUT_DIR/results.md, and prints the markdown.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class Result:
     socket_errors: int
     server_cpu_percent: float | None
     server_cpu_ms_per_request: float | None
+    machine_cpu_percent: float | None
+    # req/s of every measured run, in order; the fields above are those of the fastest.
+    runs_rps: list[float]
 
 
 def _ms(value: str, unit: str) -> float:
@@ -81,42 +85,59 @@ def parse_wrk(text: str) -> dict[str, float]:
     return parsed
 
 
-def _server_cpu(path: Path, requests: int) -> tuple[float | None, float | None]:
-    """`ticks wall_seconds clk_tck` written by run.sh around the measured run."""
+def _cpu(path: Path, requests: int) -> tuple[float | None, float | None, float | None]:
+    """Server CPU (% of one core, ms per request) and machine CPU (% of all cores) from
+    `server_ticks wall_seconds clk_tck busy0 total0 busy1 total1`, written by run.sh."""
     if not path.exists():
-        return None, None
-    ticks, wall, clk_tck = path.read_text().split()
-    cpu_seconds = int(ticks) / int(clk_tck)
-    share = 100 * cpu_seconds / float(wall)
-    per_request = 1e3 * cpu_seconds / requests if requests else None
-    return round(share, 1), (round(per_request, 3) if per_request is not None else None)
+        return None, None, None
+    fields = path.read_text().split()
+    ticks, wall, clk_tck = int(fields[0]), float(fields[1]), int(fields[2])
+    cpu_seconds = ticks / clk_tck
+    share = round(100 * cpu_seconds / wall, 1)
+    per_request = round(1e3 * cpu_seconds / requests, 3) if requests else None
+    machine = None
+    if len(fields) >= 7:
+        busy0, total0, busy1, total1 = (int(value) for value in fields[3:7])
+        machine = round(100 * (busy1 - busy0) / max(total1 - total0, 1), 1)
+    return share, per_request, machine
+
+
+def _measure(report: Path, scenario: str, route: str) -> Result:
+    parsed = parse_wrk(report.read_text())
+    requests = int(parsed["requests"])
+    cpu_share, cpu_per_request, machine = _cpu(report.with_suffix(".cpu"), requests)
+    return Result(
+        scenario=scenario,
+        route=route,
+        requests=requests,
+        seconds=parsed["seconds"],
+        rps=parsed["rps"],
+        p50_ms=parsed["p50_ms"],
+        p75_ms=parsed["p75_ms"],
+        p90_ms=parsed["p90_ms"],
+        p99_ms=parsed["p99_ms"],
+        non_2xx=int(parsed["non_2xx"]),
+        socket_errors=int(parsed["socket_errors"]),
+        server_cpu_percent=cpu_share,
+        server_cpu_ms_per_request=cpu_per_request,
+        machine_cpu_percent=machine,
+        runs_rps=[parsed["rps"]],
+    )
 
 
 def collect(out: Path) -> list[Result]:
     results = []
     for scenario, route in SCENARIOS:
-        report = out / f"{scenario}.txt"
-        if not report.exists():
-            continue
-        parsed = parse_wrk(report.read_text())
-        cpu_share, cpu_per_request = _server_cpu(out / f"{scenario}.cpu", int(parsed["requests"]))
-        results.append(
-            Result(
-                scenario=scenario,
-                route=route,
-                requests=int(parsed["requests"]),
-                seconds=parsed["seconds"],
-                rps=parsed["rps"],
-                p50_ms=parsed["p50_ms"],
-                p75_ms=parsed["p75_ms"],
-                p90_ms=parsed["p90_ms"],
-                p99_ms=parsed["p99_ms"],
-                non_2xx=int(parsed["non_2xx"]),
-                socket_errors=int(parsed["socket_errors"]),
-                server_cpu_percent=cpu_share,
-                server_cpu_ms_per_request=cpu_per_request,
-            )
+        reports = sorted(
+            out.glob(f"{scenario}.*.txt"), key=lambda path: int(path.suffixes[0][1:] or 0)
         )
+        reports = [path for path in reports if path.suffixes[0][1:].isdigit()]
+        if not reports:
+            continue
+        runs = [_measure(report, scenario, route) for report in reports]
+        best = max(runs, key=lambda run: run.rps)
+        best.runs_rps = [run.rps for run in runs]
+        results.append(best)
     return results
 
 
@@ -158,7 +179,13 @@ def environment(database: str) -> dict[str, str]:
     return info
 
 
-def markdown(database: str, results: list[Result], env: dict[str, str], command: str) -> str:
+def _percent(value: float | None) -> str:
+    return "?" if value is None else f"{value:.0f}%"
+
+
+def markdown(
+    database: str, results: list[Result], env: dict[str, str], command: str, background: str
+) -> str:
     by_name = {result.scenario: result for result in results}
     ceiling = by_name.get(CEILING)
     lines = [
@@ -168,9 +195,11 @@ def markdown(database: str, results: list[Result], env: dict[str, str], command:
         f"- machine: {env['cpu']}; Python {env['python']}; {env['database']}",
         f"- {env['packages']}; {env['load_tool'].split(' Copyright')[0]}",
         f"- command: `{command}` ({os.environ.get('BENCH_SETTINGS', '')})",
+        f"- background CPU load before the runs: {background}% of the machine",
         "",
-        "| scenario | req/s | p50 | p99 | % of ceiling | server CPU | CPU ms/req | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| scenario | req/s | p50 | p99 | % of ceiling "
+        "| server CPU | server CPU ms/req | machine CPU | errors | req/s of each run |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for result in results:
         if result.scenario in SEPARATE:
@@ -179,8 +208,6 @@ def markdown(database: str, results: list[Result], env: dict[str, str], command:
             share = "?"
         else:
             share = f"{100 * result.rps / ceiling.rps:.1f}%"
-        errors = result.non_2xx + result.socket_errors
-        cpu = "?" if result.server_cpu_percent is None else f"{result.server_cpu_percent:.0f}%"
         per_request = (
             "?"
             if result.server_cpu_ms_per_request is None
@@ -188,7 +215,10 @@ def markdown(database: str, results: list[Result], env: dict[str, str], command:
         )
         lines.append(
             f"| {result.route} | {result.rps:,.0f} | {result.p50_ms:.2f} ms "
-            f"| {result.p99_ms:.2f} ms | {share} | {cpu} | {per_request} | {errors} |"
+            f"| {result.p99_ms:.2f} ms | {share} | {_percent(result.server_cpu_percent)} "
+            f"| {per_request} | {_percent(result.machine_cpu_percent)} "
+            f"| {result.non_2xx + result.socket_errors} "
+            f"| {' / '.join(f'{rps:,.0f}' for rps in result.runs_rps)} |"
         )
     target = by_name.get(TARGET)
     if ceiling is not None and target is not None:
@@ -196,8 +226,8 @@ def markdown(database: str, results: list[Result], env: dict[str, str], command:
         verdict = "met" if share >= TARGET_SHARE else "NOT met"
         lines += [
             "",
-            f"Target (GET /projects >= {TARGET_SHARE:.0%} of the ceiling): **{verdict}** "
-            f"({share:.1%}).",
+            f"Target (GET /projects >= {TARGET_SHARE:.0%} of the ceiling's req/s): "
+            f"**{verdict}** ({share:.1%}).",
         ]
     return "\n".join(lines) + "\n"
 
@@ -212,8 +242,15 @@ def main() -> None:
     if not results:
         raise SystemExit(f"no wrk reports in {args.out}")
     env = environment(args.db)
-    text = markdown(args.db, results, env, args.command)
-    payload = {"database": args.db, "environment": env, "results": [asdict(r) for r in results]}
+    background_file = args.out / "background.txt"
+    background = background_file.read_text().strip() if background_file.exists() else "?"
+    text = markdown(args.db, results, env, args.command, background)
+    payload = {
+        "database": args.db,
+        "environment": env,
+        "background_cpu_percent": background,
+        "results": [asdict(result) for result in results],
+    }
     (args.out / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
     (args.out / "results.md").write_text(text)
     print(text)

@@ -113,6 +113,7 @@ async def seed(settings: Settings, *, email: str, password: str, projects: int) 
             members = [
                 {
                     "id": uuid.UUID(int=rng.getrandbits(128), version=4),
+                    "organization_id": organization_id,
                     "project_id": project_id,
                     "user_id": user_id,
                     "role": ProjectRole.ADMIN,
