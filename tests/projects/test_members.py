@@ -16,45 +16,8 @@ from budapp.core.roles import Permission, ProjectRole, Role
 from budapp.projects.models import Project, ProjectMember
 from budapp.users.models import User
 from tests.factories import Account, World, create_account
+from tests.projects.expected import ALL_PERMISSIONS, DEVELOPER_PERMISSIONS, VIEWER_PERMISSIONS
 
-ALL_PERMISSIONS = [
-    "api_key:manage",
-    "api_key:view",
-    "credential:manage",
-    "credential:view",
-    "endpoint:manage",
-    "endpoint:view",
-    "members:manage",
-    "members:view",
-    "model:manage",
-    "model:view",
-    "project:manage",
-    "project:view",
-    "router:manage",
-    "router:view",
-]
-DEVELOPER_PERMISSIONS = [
-    "api_key:manage",
-    "api_key:view",
-    "credential:view",
-    "endpoint:manage",
-    "endpoint:view",
-    "members:view",
-    "model:manage",
-    "model:view",
-    "project:view",
-    "router:manage",
-    "router:view",
-]
-VIEWER_PERMISSIONS = [
-    "api_key:view",
-    "credential:view",
-    "endpoint:view",
-    "members:view",
-    "model:view",
-    "project:view",
-    "router:view",
-]
 MISSING = object()
 
 

@@ -19,36 +19,8 @@ from budapp.core.references import ReferenceGuard
 from budapp.core.roles import ProjectRole
 from budapp.projects.models import Project, ProjectMember
 from tests.factories import World, create_project
+from tests.projects.expected import ALL_PERMISSIONS, DEVELOPER_PERMISSIONS
 
-ALL_PERMISSIONS = [
-    "api_key:manage",
-    "api_key:view",
-    "credential:manage",
-    "credential:view",
-    "endpoint:manage",
-    "endpoint:view",
-    "members:manage",
-    "members:view",
-    "model:manage",
-    "model:view",
-    "project:manage",
-    "project:view",
-    "router:manage",
-    "router:view",
-]
-DEVELOPER_PERMISSIONS = [
-    "api_key:manage",
-    "api_key:view",
-    "credential:view",
-    "endpoint:manage",
-    "endpoint:view",
-    "members:view",
-    "model:manage",
-    "model:view",
-    "project:view",
-    "router:manage",
-    "router:view",
-]
 MAX_SETTINGS_BYTES = 16 * 1024
 
 
