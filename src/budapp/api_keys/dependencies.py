@@ -14,7 +14,7 @@ from budapp.projects.dependencies import project_access
 from budapp.projects.service import ProjectAccess
 
 
-def _service(request: Request, session: SessionDep) -> ApiKeyService:
+async def _service(request: Request, session: SessionDep) -> ApiKeyService:
     return ApiKeyService(session, request.app.state.event_bus)
 
 

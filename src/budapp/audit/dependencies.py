@@ -8,7 +8,7 @@ from budapp.audit.service import AuditService
 from budapp.core.deps import SessionDep
 
 
-def _service(request: Request, session: SessionDep) -> AuditService:
+async def _service(request: Request, session: SessionDep) -> AuditService:
     return AuditService(session, request.app.state.session_factory)
 
 

@@ -11,7 +11,9 @@ from budapp.projects.dependencies import ProjectServiceDep
 from budapp.users.dependencies import UserServiceDep
 
 
-def _auth_service(request: Request, session: SessionDep, users: UserServiceDep) -> AuthService:
+async def _auth_service(
+    request: Request, session: SessionDep, users: UserServiceDep
+) -> AuthService:
     state = request.app.state
     return AuthService(
         session,
@@ -22,13 +24,13 @@ def _auth_service(request: Request, session: SessionDep, users: UserServiceDep) 
     )
 
 
-def _me_service(
+async def _me_service(
     users: UserServiceDep, organizations: OrganizationServiceDep, projects: ProjectServiceDep
 ) -> MeService:
     return MeService(users, organizations, projects)
 
 
-def _client(request: Request) -> ClientInfo:
+async def _client(request: Request) -> ClientInfo:
     origin = request_origin(request)
     return ClientInfo(address=origin.ip_address or "unknown", user_agent=origin.user_agent)
 

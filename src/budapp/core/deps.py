@@ -30,7 +30,8 @@ def request_origin(request: Request) -> Origin:
     )
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
+    # async: a plain `def` dependency would cost a thread-pool hop on every request.
     settings: Settings = request.app.state.settings
     return settings
 

@@ -10,7 +10,7 @@ from budapp.organizations.dependencies import OrganizationServiceDep
 from budapp.projects.dependencies import ProjectServiceDep
 
 
-def _service(
+async def _service(
     request: Request,
     session: SessionDep,
     projects: ProjectServiceDep,

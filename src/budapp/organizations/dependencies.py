@@ -8,7 +8,7 @@ from budapp.core.deps import SessionDep
 from budapp.organizations.service import OrganizationService
 
 
-def _service(request: Request, session: SessionDep) -> OrganizationService:
+async def _service(request: Request, session: SessionDep) -> OrganizationService:
     return OrganizationService(session, request.app.state.references)
 
 

@@ -14,7 +14,7 @@ from budapp.projects.service import ProjectAccess, ProjectService
 from budapp.users.dependencies import UserServiceDep
 
 
-def _service(
+async def _service(
     request: Request,
     session: SessionDep,
     users: UserServiceDep,

@@ -9,7 +9,7 @@ from budapp.organizations.dependencies import OrganizationServiceDep
 from budapp.users.service import UserService
 
 
-def _service(
+async def _service(
     request: Request, session: SessionDep, organizations: OrganizationServiceDep
 ) -> UserService:
     state = request.app.state
