@@ -121,7 +121,7 @@ async def rotate_keys(
         keys = {kid: keyring.key_bytes(kid) for kid in keyring.key_ids}
         keys[key_id] = secrets.token_bytes(KEY_BYTES)
         write_keyring_file(path, keys, key_id)
-    inline = settings.encryption_keys.get_secret_value() if settings.encryption_keys else None
+    inline = settings.inline_encryption_keys
     keyring, _ = load_keyring(inline, settings.encryption_key_file, settings.data_dir)
     engine = create_engine(settings.resolved_database_url)
     try:

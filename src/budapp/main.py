@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 async def _keyring(settings: Settings, factory: async_sessionmaker[AsyncSession]) -> Keyring:
     """Loads the data keys and proves they open what is stored, or refuses to start."""
-    inline = settings.encryption_keys.get_secret_value() if settings.encryption_keys else None
+    inline = settings.inline_encryption_keys
     try:
         keyring, generated = load_keyring(inline, settings.encryption_key_file, settings.data_dir)
         async with factory() as session:

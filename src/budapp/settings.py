@@ -109,6 +109,10 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'budapp.db'}"
 
     @property
+    def inline_encryption_keys(self) -> str | None:
+        return self.encryption_keys.get_secret_value() if self.encryption_keys else None
+
+    @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
 

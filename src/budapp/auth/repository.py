@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,18 +38,15 @@ class AuthSessionRepository:
         return bool(getattr(result, "rowcount", 0) == 1)
 
     async def revoke(self, session_ids: list[uuid.UUID], reason: str, now: datetime) -> None:
-        statement = (
-            update(AuthSession)
-            .where(AuthSession.id.in_(session_ids), AuthSession.revoked_at.is_(None))
-            .values(revoked_at=now, revoked_reason=reason, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        await self.session.execute(statement)
+        await self._revoke_where(AuthSession.id.in_(session_ids), reason, now)
 
     async def revoke_all_for_user(self, user_id: uuid.UUID, reason: str, now: datetime) -> None:
+        await self._revoke_where(AuthSession.user_id == user_id, reason, now)
+
+    async def _revoke_where(self, condition: Any, reason: str, now: datetime) -> None:
         statement = (
             update(AuthSession)
-            .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+            .where(condition, AuthSession.revoked_at.is_(None))
             .values(revoked_at=now, revoked_reason=reason, updated_at=now)
             .execution_options(synchronize_session=False)
         )
