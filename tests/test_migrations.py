@@ -29,6 +29,8 @@ TABLES = {
     "audit_chain_head",
     "credentials",
     "api_keys",
+    "user_identities",
+    "oidc_logins",
 }
 
 

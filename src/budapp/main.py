@@ -19,8 +19,11 @@ from budapp.api_keys.resolver import ApiKeyResolver
 from budapp.api_keys.router import router as api_keys_router
 from budapp.api_keys.service import active_keys_of_project
 from budapp.audit.router import router as audit_router
+from budapp.auth.bearer import BearerAuthenticator
+from budapp.auth.providers import IdentityProviders
 from budapp.auth.router import router as auth_router
 from budapp.auth.service import TokenAuthenticator
+from budapp.auth.sso_router import router as sso_router
 from budapp.auth.throttle import LoginThrottle
 from budapp.auth.tokens import TokenIssuer
 from budapp.bootstrap import ensure_initial_admin
@@ -37,6 +40,7 @@ from budapp.core.security import PasswordHasher, load_signing_key
 from budapp.credentials.router import router as credentials_router
 from budapp.credentials.service import CredentialVault, check_keyring, credentials_of_project
 from budapp.health.router import router as health_router
+from budapp.internal.router import router as internal_router
 from budapp.organizations.router import router as organizations_router
 from budapp.projects.router import router as projects_router
 from budapp.projects.service import projects_in_organization
@@ -72,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix=settings.api_prefix)
     for router in (
         auth_router,
+        sso_router,
+        internal_router,
         organizations_router,
         users_router,
         projects_router,
@@ -133,9 +139,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl_seconds,
     )
-    state.authenticator = TokenAuthenticator(state.token_issuer)
-    state.vault = CredentialVault(await _keyring(settings, state.session_factory))
+    state.keyring = await _keyring(settings, state.session_factory)
+    state.vault = CredentialVault(state.keyring)
     state.window_counter = create_window_counter(settings.redis_url)
+    state.identity_providers = IdentityProviders.from_settings(settings)
+    state.authenticator = BearerAuthenticator(
+        TokenAuthenticator(state.token_issuer),
+        state.identity_providers,
+        own_issuer=settings.jwt_issuer,
+        counter=state.window_counter,
+        hasher=state.password_hasher,
+        references=state.references,
+    )
     state.event_bus = create_event_bus(settings.redis_url)
     await state.event_bus.start()
     state.api_key_resolver = ApiKeyResolver(
@@ -174,6 +189,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await state.api_key_resolver.close()
+        await state.identity_providers.close()
         await state.event_bus.close()
         await state.window_counter.close()
         await engine.dispose()

@@ -2,7 +2,7 @@
 
 from budapp.api_keys.models import ApiKey
 from budapp.audit.models import AuditChainHead, AuditRecord
-from budapp.auth.models import AuthSession, RefreshToken
+from budapp.auth.models import AuthSession, OidcLogin, RefreshToken, UserIdentity
 from budapp.core.db import Base
 from budapp.credentials.models import Credential
 from budapp.organizations.models import Organization
@@ -17,10 +17,12 @@ __all__ = [
     "AuditRecord",
     "AuthSession",
     "Credential",
+    "OidcLogin",
     "Organization",
     "Project",
     "ProjectMember",
     "RefreshToken",
     "User",
+    "UserIdentity",
     "metadata",
 ]

@@ -12,15 +12,58 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "budapp"
 
 
+RoleName = Literal["super_admin", "org_admin", "project_admin", "user"]
+
+
+class OidcProviderSettings(BaseModel):
+    """One OpenID Connect issuer (a Keycloak realm, an Entra tenant, ...). See docs/sso.md."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Short name used in `/auth/oauth/login?provider=<name>`.
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    # Exactly as in the tokens' `iss` claim, e.g. https://sso.example.com/realms/acme.
+    issuer: str
+    client_id: str
+    client_secret: SecretStr | None = None
+    # Required in the `aud` claim of bearer tokens; defaults to client_id.
+    audience: str | None = None
+    # Organisation (name or id) every user of this issuer belongs to: one realm per tenant.
+    # None: the organisation is read from the token's `org_id` claim instead.
+    organization: str | None = None
+    # Dotted paths of claims holding role names; `{client_id}` is replaced by the client id.
+    roles_claims: list[str] = Field(
+        default_factory=lambda: ["realm_access.roles", "resource_access.{client_id}.roles"]
+    )
+    # Provider role name -> budapp role; unmapped names are ignored. Merged over the
+    # defaults (super_admin/super-admin, org_admin/org-admin/admin, project_admin/...).
+    role_mapping: dict[str, RoleName] = Field(default_factory=dict)
+    default_role: RoleName = "user"
+    # A provider may only grant super_admin when the operator says so.
+    allow_super_admin: bool = False
+    # Link a first login to an existing budapp account of the same organisation by e-mail,
+    # only when the provider says the address is verified.
+    link_verified_email: bool = True
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+
+    @property
+    def expected_audience(self) -> str:
+        return self.audience or self.client_id
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="BUDAPP_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="BUDAPP_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
     )
 
     # --- service -------------------------------------------------------------------------------
@@ -66,6 +109,34 @@ class Settings(BaseSettings):
     # client address.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
+    # --- single sign-on (OpenID Connect) ------------------------------------------------------
+    # `local`: password login only. `oidc`: identity providers; password login is refused
+    # except for super admins (break-glass), unless oidc_allow_password_login is set.
+    identity_mode: Literal["local", "oidc"] = "local"
+    # JSON list of provider objects (OidcProviderSettings), one per issuer.
+    oidc_providers: list[OidcProviderSettings] = Field(default_factory=list)
+    oidc_allow_password_login: bool = False
+    # Where browsers reach budapp; the OAuth callback is `<public_url><prefix>/auth/oauth/callback`.
+    # Empty: http://<host>:<port>.
+    public_url: str = ""
+    # Pages a login or logout may send the browser back to (scheme://host[:port][/path]
+    # prefixes). Anything else is refused: no open redirects.
+    oidc_redirect_targets: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    oidc_login_ttl_seconds: int = Field(default=600, ge=30)
+    oidc_leeway_seconds: int = Field(default=60, ge=0)
+    # Keys are refetched at most this often when a token names an unknown `kid`.
+    oidc_jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
+    # ... and at least this often otherwise (provider rotation without restart).
+    oidc_jwks_max_age_seconds: float = Field(default=3600.0, gt=0)
+    oidc_http_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # --- service-to-service --------------------------------------------------------------------
+    # Shared token for `/internal/*` routes, sent as `X-API-Token` (or as `dapr-api-token` by a
+    # Dapr sidecar). Unset: internal routes refuse every call. Also read from APP_API_TOKEN.
+    app_api_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("BUDAPP_APP_API_TOKEN", "APP_API_TOKEN")
+    )
+
     # --- API keys ----------------------------------------------------------------------------
     # How long a resolved key is trusted without the database; revocations are also pushed
     # to every replica at once (over Redis when configured).
@@ -89,7 +160,7 @@ class Settings(BaseSettings):
     def _strip_trailing_slash(cls, value: object) -> object:
         return value.rstrip("/") if isinstance(value, str) else value
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "oidc_redirect_targets", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
         # `BUDAPP_TRUSTED_PROXIES=10.0.0.1,10.1.0.0/16` as well as a JSON list.
@@ -103,6 +174,19 @@ class Settings(BaseSettings):
         for entry in value:
             ipaddress.ip_network(entry, strict=False)
         return value
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _unique_providers(cls, value: list[OidcProviderSettings]) -> list[OidcProviderSettings]:
+        names = [provider.name for provider in value]
+        issuers = [provider.issuer.rstrip("/") for provider in value]
+        if len(set(names)) != len(names) or len(set(issuers)) != len(issuers):
+            raise ValueError("OIDC provider names and issuers must be unique")
+        return value
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

@@ -23,7 +23,7 @@ Short = Annotated[str | None, Field(max_length=64)]
 
 class AuditFilter(RequestSchema):
     actor_id: Short = None
-    actor_type: Literal["user", "api_key", "system"] | None = None
+    actor_type: Literal["user", "api_key", "service", "system"] | None = None
     action: Short = None
     resource_type: Short = None
     resource_id: Short = None

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from budapp.auth.models import AuthSession, RefreshToken
+from budapp.auth.models import AuthSession, OidcLogin, RefreshToken
 
 
 class AuthSessionRepository:
@@ -54,3 +54,46 @@ class AuthSessionRepository:
 
     def add(self, row: AuthSession | RefreshToken) -> None:
         self.session.add(row)
+
+
+class OidcLoginRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, login: OidcLogin) -> None:
+        self.session.add(login)
+
+    async def claim_state(self, state_hash: str, now: datetime) -> OidcLogin | None:
+        """Spends a login's state: returns the login the first time, None when the state is
+        unknown, expired or already spent (a replayed callback)."""
+        statement = (
+            update(OidcLogin)
+            .where(
+                OidcLogin.state_hash == state_hash,
+                OidcLogin.used_at.is_(None),
+                OidcLogin.expires_at > now,
+            )
+            .values(used_at=now, updated_at=now)
+            .returning(OidcLogin.id)
+            .execution_options(synchronize_session=False)
+        )
+        login_id = (await self.session.execute(statement)).scalar_one_or_none()
+        return await self.session.get(OidcLogin, login_id) if login_id is not None else None
+
+    async def claim_login_code(self, code_hash: str, now: datetime) -> uuid.UUID | None:
+        """Spends a one-time login code; the session it stands for, or None."""
+        statement = (
+            update(OidcLogin)
+            .where(OidcLogin.login_code_hash == code_hash, OidcLogin.expires_at > now)
+            .values(login_code_hash=None, updated_at=now)
+            .returning(OidcLogin.auth_session_id)
+            .execution_options(synchronize_session=False)
+        )
+        result: uuid.UUID | None = (await self.session.execute(statement)).scalar_one_or_none()
+        return result
+
+    async def prune(self, now: datetime) -> None:
+        """Forgets logins that ended more than an hour ago."""
+        cutoff = now - timedelta(hours=1)
+        statement = delete(OidcLogin).where(OidcLogin.expires_at < cutoff)
+        await self.session.execute(statement.execution_options(synchronize_session=False))

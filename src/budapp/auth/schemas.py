@@ -48,3 +48,39 @@ class Me(ResponseSchema):
     effective_roles: list[Role]
     organization: OrganizationSummary
     projects: list[Membership]
+
+
+RedirectTarget = Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+class LoginCodeRequest(RequestSchema):
+    # The one-time code the callback handed to the redirect target.
+    login_code: Annotated[SecretStr, Field(min_length=1, max_length=256)]
+
+
+class SsoLogoutRequest(RequestSchema):
+    # Where the provider should send the browser after its own logout.
+    redirect_to: RedirectTarget | None = None
+
+
+class SsoLogout(ResponseSchema):
+    # Visit this to end the provider's session too; null when there is none to end.
+    end_session_url: str | None
+
+
+class IdentityProviderInfo(ResponseSchema):
+    name: str
+    issuer: str
+    login_url: str
+
+
+class IntrospectionRequest(RequestSchema):
+    token: Annotated[SecretStr, Field(min_length=1, max_length=16384)]
+
+
+class Introspection(ResponseSchema):
+    active: bool
+    user_id: uuid.UUID | None = None
+    organization_id: uuid.UUID | None = None
+    email: str | None = None
+    role: Role | None = None

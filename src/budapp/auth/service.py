@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,12 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from budapp.audit.service import AuditEntry, record_event
 from budapp.auth.models import AuthSession, RefreshToken
 from budapp.auth.repository import AuthSessionRepository
-from budapp.auth.schemas import LoginRequest, Me, OrganizationSummary, TokenPair
+from budapp.auth.schemas import Introspection, LoginRequest, Me, OrganizationSummary, TokenPair
 from budapp.auth.throttle import LoginThrottle
 from budapp.auth.tokens import TokenIssuer
-from budapp.core.auth import Principal, system_scope
+from budapp.core.auth import Authenticator, Principal, system_scope
 from budapp.core.db import utcnow
-from budapp.core.errors import Unauthorized
+from budapp.core.errors import Forbidden, Unauthorized
 from budapp.core.origin import Actor
 from budapp.core.roles import Role
 from budapp.core.security import hash_token
@@ -37,6 +38,13 @@ class LoginFailed(Unauthorized):
     commit = True
 
 
+class PasswordLoginDisabled(Forbidden):
+    commit = True
+
+    def __init__(self) -> None:
+        super().__init__("Password login is disabled: sign in through /auth/oauth/login")
+
+
 @dataclass(frozen=True, slots=True)
 class ClientInfo:
     address: str
@@ -52,6 +60,7 @@ class AuthService:
         throttle: LoginThrottle,
         *,
         refresh_ttl_seconds: int,
+        password_login_for_all: bool = True,
     ) -> None:
         self.repository = AuthSessionRepository(session)
         self.session = session
@@ -59,6 +68,8 @@ class AuthService:
         self.issuer = issuer
         self.throttle = throttle
         self.refresh_ttl = timedelta(seconds=refresh_ttl_seconds)
+        # False under single sign-on: only super admins keep a password (break-glass).
+        self.password_login_for_all = password_login_for_all
 
     async def login(self, data: LoginRequest, client: ClientInfo) -> TokenPair:
         await self.throttle.before_attempt(data.email, client.address)
@@ -76,21 +87,54 @@ class AuthService:
             # One message for every cause, so that the answer does not reveal which accounts exist.
             raise LoginFailed("Invalid e-mail or password")
         await self.throttle.succeeded(data.email)
+        if not self.password_login_for_all and user.role is not Role.SUPER_ADMIN:
+            await self._audit(
+                "auth.login_failed",
+                user,
+                {"email": data.email, "reason": "password_login_disabled"},
+                actor=_actor(user),
+            )
+            raise PasswordLoginDisabled
         await self.users.record_login(user, None)
         now = utcnow()
+        auth_session = await self.open_session(user, client, now=now)
+        return await self.issue(user, auth_session, now)
+
+    async def open_session(
+        self, user: User, client: ClientInfo, *, now: datetime, provider: str | None = None
+    ) -> AuthSession:
+        """Starts a login session (the family of refresh tokens) and audits the login."""
         auth_session = AuthSession(
             user_id=user.id,
             expires_at=now + self.refresh_ttl,
             client_address=client.address[:64],
             user_agent=(client.user_agent or "")[:512] or None,
+            identity_provider=provider,
             created_at=now,
         )
         self.repository.add(auth_session)
         await self.session.flush()
-        await self._audit(
-            "auth.login", user, {"session_id": str(auth_session.id)}, actor=_actor(user)
-        )
-        return await self._issue(user, auth_session, now)
+        details = {"session_id": str(auth_session.id)}
+        if provider is not None:
+            details["provider"] = provider
+        await self._audit("auth.login", user, details, actor=_actor(user))
+        return auth_session
+
+    async def resume_session(self, session_id: uuid.UUID, now: datetime) -> TokenPair:
+        """Tokens for a session opened by a browser login, fetched with its one-time code."""
+        auth_session = await self.repository.get(session_id)
+        if auth_session is None or auth_session.revoked_at is not None:
+            raise Unauthorized("The session has ended; log in again")
+        user = await self.users.get_active(auth_session.user_id)
+        if user is None or _voided(auth_session, user):
+            raise Unauthorized("The session has ended; log in again")
+        return await self.issue(user, auth_session, now)
+
+    async def session_provider(self, principal: Principal) -> str | None:
+        if principal.session_id is None:
+            return None
+        auth_session = await self.repository.get(principal.session_id)
+        return auth_session.identity_provider if auth_session else None
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         found = await self.repository.find_refresh_token(hash_token(refresh_token))
@@ -117,7 +161,7 @@ class AuthService:
         user = await self.users.get_active(auth_session.user_id)
         if user is None or _voided(auth_session, user):
             raise Unauthorized("The session has ended; log in again")
-        return await self._issue(user, auth_session, now)
+        return await self.issue(user, auth_session, now)
 
     async def logout(self, principal: Principal, *, all_sessions: bool) -> None:
         now = utcnow()
@@ -134,6 +178,19 @@ class AuthService:
         )
         await record_event(self.session, entry, principal.actor)
 
+    async def audit_failure(
+        self, provider: str, reason: str, details: dict[str, Any] | None = None
+    ) -> None:
+        """Audits a failed single sign-on attempt (no budapp user is known yet)."""
+        entry = AuditEntry(
+            "auth.login_failed",
+            "user",
+            None,
+            None,
+            {"provider": provider, "reason": reason, **(details or {})},
+        )
+        await record_event(self.session, entry, Actor("system", None, None, provider))
+
     async def _audit(
         self, action: str, user: User | None, details: dict[str, Any], *, actor: Actor | None
     ) -> None:
@@ -146,7 +203,7 @@ class AuthService:
         )
         await record_event(self.session, entry, actor)
 
-    async def _issue(self, user: User, auth_session: AuthSession, now: datetime) -> TokenPair:
+    async def issue(self, user: User, auth_session: AuthSession, now: datetime) -> TokenPair:
         refresh_value = REFRESH_TOKEN_PREFIX + secrets.token_urlsafe(32)
         self.repository.add(
             RefreshToken(
@@ -232,3 +289,22 @@ class TokenAuthenticator:
 def _voided(auth_session: AuthSession, user: User) -> bool:
     valid_after = user.sessions_valid_after
     return valid_after is not None and auth_session.created_at < valid_after
+
+
+class IntrospectionService:
+    def __init__(self, session: AsyncSession, authenticator: Authenticator) -> None:
+        self.session = session
+        self.authenticator = authenticator
+
+    async def introspect(self, token: str) -> Introspection:
+        try:
+            principal = await self.authenticator.authenticate(token, self.session)
+        except Unauthorized:
+            return Introspection(active=False)
+        return Introspection(
+            active=True,
+            user_id=principal.user_id,
+            organization_id=principal.organization_id,
+            email=principal.email,
+            role=principal.role,
+        )

@@ -12,7 +12,7 @@ from typing import Literal
 
 from sqlalchemy.orm import Session
 
-ActorKind = Literal["user", "api_key", "system"]
+ActorKind = Literal["user", "api_key", "service", "system"]
 
 _ACTOR = "budapp.actor"
 _ORIGIN = "budapp.origin"

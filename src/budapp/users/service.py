@@ -160,6 +160,25 @@ class UserService:
         user = await UserRepository(session).get(system_scope(), user_id)
         return user if user is not None and user.is_active else None
 
+    async def sync_from_provider(self, user: User, *, email: str, name: str, role: Role) -> None:
+        """Applies what an identity provider says about a user it vouches for. The e-mail is
+        kept when another account already uses the new one."""
+        email = email.lower()
+        if email != user.email and not await self.repository.email_taken(email, excluding=user.id):
+            user.email = email
+        if name and name != user.name:
+            user.name = name[:255]
+        # The last active super admin is never demoted by a provider: that would lock everyone
+        # out of platform administration.
+        last_super_admin = (
+            user.role is Role.SUPER_ADMIN
+            and user.is_active
+            and await self.repository.count_active_super_admins() <= 1
+        )
+        if role is not user.role and not last_super_admin:
+            user.role = role
+        await self.session.flush()
+
     async def record_login(self, user: User, new_password_hash: str | None) -> None:
         user.last_login_at = utcnow()
         if new_password_hash is not None:

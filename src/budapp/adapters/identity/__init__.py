@@ -1,0 +1,1 @@
+"""Identity providers budapp trusts besides itself (OpenID Connect issuers)."""

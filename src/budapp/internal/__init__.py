@@ -1,0 +1,1 @@
+"""Routes for sibling services, authenticated with the shared service token."""
