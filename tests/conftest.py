@@ -122,6 +122,7 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     counter = MemoryWindowCounter()
     application.state.window_counter = counter
     application.state.login_throttle.counter = counter
+    application.state.authenticator.counter = counter
     yield
 
 
