@@ -3,21 +3,27 @@ then resolved to the budapp user they describe (provisioned on first sight)."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.adapters.cache import WindowCounter
 from budapp.adapters.identity.oidc import ProviderUnavailable, TokenInvalid, unverified_issuer
 from budapp.audit.service import AuditEntry, record_event
-from budapp.auth.providers import IdentityProviders
+from budapp.auth.providers import IdentityProvider, IdentityProviders
 from budapp.auth.provisioning import Provisioner
 from budapp.auth.service import TokenAuthenticator
 from budapp.core.auth import Principal
 from budapp.core.errors import ServiceUnavailable, Unauthorized
+from budapp.core.http import is_database_busy
 from budapp.core.logging import get_logger
 from budapp.core.origin import Actor
 from budapp.core.references import ReferenceGuard
 from budapp.core.security import PasswordHasher
 from budapp.organizations.service import OrganizationService
+from budapp.users.models import User
 from budapp.users.service import UserService
 
 log = get_logger("budapp.auth")
@@ -25,6 +31,7 @@ log = get_logger("budapp.auth")
 # Rejected provider tokens are audited, but at most this many per issuer and minute: a flood
 # of forged tokens must not turn into a flood of writes on the audit chain.
 AUDITED_REJECTIONS_PER_MINUTE = 20
+PROVISIONING_ATTEMPTS = 4
 
 
 class TokenRejected(Unauthorized):
@@ -73,11 +80,7 @@ class BearerAuthenticator:
             raise ServiceUnavailable(
                 f"The identity provider {provider.name} cannot be reached to check this token"
             ) from None
-        organizations = OrganizationService(session, self.references)
-        users = UserService(session, self.hasher, organizations)
-        user = await Provisioner(session, users, organizations).user_for(
-            provider, claims, login=False
-        )
+        user = await self._provision(session, provider, claims)
         issued_at = claims.get("iat")
         valid_after = user.sessions_valid_after
         if (
@@ -90,6 +93,25 @@ class BearerAuthenticator:
         return Principal(
             user_id=user.id, organization_id=user.organization_id, role=user.role, email=user.email
         )
+
+    async def _provision(
+        self, session: AsyncSession, provider: IdentityProvider, claims: dict[str, Any]
+    ) -> User:
+        organizations = OrganizationService(session, self.references)
+        users = UserService(session, self.hasher, organizations)
+        provisioner = Provisioner(session, users, organizations)
+        for attempt in range(PROVISIONING_ATTEMPTS):
+            try:
+                return await provisioner.user_for(provider, claims, login=False)
+            except (IntegrityError, OperationalError) as exc:
+                # Concurrent first requests of one subject: the losers start over and find
+                # the user the winner created (nothing else is in this unit of work yet).
+                last = attempt == PROVISIONING_ATTEMPTS - 1
+                if last or not (isinstance(exc, IntegrityError) or is_database_busy(exc)):
+                    raise
+                await session.rollback()
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _reject(self, session: AsyncSession, source: str, reason: str) -> None:
         log.warning("bearer_token_rejected", provider=source, reason=reason)

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from budapp.core.errors import (
@@ -146,6 +146,24 @@ async def _integrity_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(409, Conflict.code, "The change conflicts with existing data")
 
 
+def is_database_busy(exc: BaseException) -> bool:
+    """SQLite refusing a write because another transaction holds (or just changed) the
+    database: the request may simply be tried again."""
+    return isinstance(exc, OperationalError) and "database is locked" in str(exc.orig)
+
+
+async def _operational_error(request: Request, exc: Exception) -> JSONResponse:
+    if is_database_busy(exc):
+        log.warning("database_busy")
+        return error_response(
+            503,
+            ServiceUnavailable.code,
+            "The database is busy; retry the request",
+            headers={"Retry-After": "1"},
+        )
+    return await _unexpected_error(request, exc)
+
+
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled_exception", exc_info=exc)
     return error_response(500, "INTERNAL_ERROR", "An unexpected error occurred")
@@ -156,4 +174,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(OperationalError, _operational_error)
     app.add_exception_handler(Exception, _unexpected_error)

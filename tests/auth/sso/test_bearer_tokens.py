@@ -3,6 +3,7 @@ validated against the provider's published keys, mapped to budapp users and role
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import Any
@@ -255,3 +256,12 @@ async def test_budapp_tokens_still_work_beside_provider_tokens(
     client: httpx.AsyncClient, world: World
 ) -> None:
     assert (await _me(client, world["user"].token)).status_code == 200
+
+
+async def test_concurrent_first_requests_of_one_subject_create_one_user(
+    client: httpx.AsyncClient, acme: TestProvider, acme_org: uuid.UUID
+) -> None:
+    claims = {**KEYCLOAK_CLAIMS, "sub": "racer", "email": "racer@acme.example"}
+    responses = await asyncio.gather(*(_me(client, acme.mint(claims)) for _ in range(4)))
+    assert [response.status_code for response in responses] == [200] * 4
+    assert len({response.json()["data"]["id"] for response in responses}) == 1
