@@ -31,6 +31,8 @@ TABLES = {
     "api_keys",
     "user_identities",
     "oidc_logins",
+    "workflow_runs",
+    "workflow_steps",
 }
 
 

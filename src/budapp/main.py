@@ -47,6 +47,8 @@ from budapp.projects.service import projects_in_organization
 from budapp.settings import Settings, get_settings
 from budapp.users.router import router as users_router
 from budapp.users.service import users_in_organization
+from budapp.workflows.engine import EngineContext, WorkflowEngine, system_database_url
+from budapp.workflows.router import router as workflows_router
 
 log = get_logger("budapp")
 
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
         credentials_router,
         api_keys_router,
+        workflows_router,
     ):
         api.include_router(router)
     app.include_router(api)
@@ -168,6 +171,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         address_window_seconds=settings.login_address_window_seconds,
     )
 
+    state.workflow_engine = WorkflowEngine(
+        system_database_url(url, settings.workflow_database_url),
+        executor_id=settings.replica_id,
+        concurrency=settings.workflow_concurrency,
+    )
+    await state.workflow_engine.start(EngineContext(state.session_factory))
+
     try:
         password = await ensure_initial_admin(
             state.session_factory, settings, state.password_hasher, state.references
@@ -188,6 +198,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await state.workflow_engine.stop()
         await state.api_key_resolver.close()
         await state.identity_providers.close()
         await state.event_bus.close()

@@ -8,6 +8,7 @@ from budapp.credentials.models import Credential
 from budapp.organizations.models import Organization
 from budapp.projects.models import Project, ProjectMember
 from budapp.users.models import User
+from budapp.workflows.models import WorkflowRun, WorkflowStep
 
 metadata = Base.metadata
 
@@ -24,5 +25,7 @@ __all__ = [
     "RefreshToken",
     "User",
     "UserIdentity",
+    "WorkflowRun",
+    "WorkflowStep",
     "metadata",
 ]

@@ -8,6 +8,7 @@ else installed; production overrides the database, cache and identity settings
 from __future__ import annotations
 
 import ipaddress
+import socket
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -129,6 +130,16 @@ class Settings(BaseSettings):
     # ... and at least this often otherwise (provider rotation without restart).
     oidc_jwks_max_age_seconds: float = Field(default=3600.0, gt=0)
     oidc_http_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # --- workflows -------------------------------------------------------------------------
+    # Where the workflow engine (DBOS) keeps its state. Empty: budapp's PostgreSQL database
+    # (schema `dbos`), or `workflows.db` beside the SQLite file.
+    workflow_database_url: str = ""
+    # This replica's stable name: after a crash, a replica restarted under the same name
+    # resumes the workflows it was running (use the pod name of a StatefulSet).
+    replica_id: str = Field(default_factory=lambda: socket.gethostname() or "budapp")
+    # Workflows one replica runs at once; more wait in the queue for any replica.
+    workflow_concurrency: int = Field(default=8, ge=1, le=256)
 
     # --- service-to-service --------------------------------------------------------------------
     # Shared token for `/internal/*` routes, sent as `X-API-Token` (or as `dapr-api-token` by a

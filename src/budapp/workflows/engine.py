@@ -1,0 +1,429 @@
+"""The durable execution engine (DBOS Transact) and the small vocabulary domains use to write
+workflows on it: `definition()` declares a workflow and its named steps, `step()` turns a
+coroutine into a retried, time-limited, memoised step whose progress is written to
+`workflow_steps` and announced to the organisation.
+
+DBOS keeps its state in budapp's own database: schema `dbos` on PostgreSQL, and on the embedded
+default a `workflows.db` SQLite file beside budapp's (two SQLite writers on one file would
+queue behind each other's locks). A workflow interrupted by a crash resumes when the process
+(same executor id) starts again: completed steps return their recorded results, the
+interrupted one runs again, so steps are written to be idempotent.
+
+DBOS is a process-wide singleton; the engine counts the apps using it (tests run several
+apps in one process) and launches it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar, cast
+
+from dbos import DBOS, DBOSConfig, Queue, SetWorkflowID
+from dbos._error import (
+    DBOSException,
+    DBOSMaxStepRetriesExceeded,
+    DBOSWorkflowCancelledError,
+)
+from sqlalchemy import select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from budapp import __version__
+from budapp.core.db import session_scope, utcnow
+from budapp.core.logging import get_logger
+from budapp.workflows.models import RunStatus, StepStatus, WorkflowRun, WorkflowStep
+
+log = get_logger("budapp.workflows")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+QUEUE_NAME = "budapp-workflows"
+# Registered at launch. Each replica runs at most `worker_concurrency` workflows at once; an
+# enqueued workflow is dequeued by one replica only.
+_queue: Queue | None = None
+
+# Called with (event_type, organization_id, payload) after progress is committed.
+Announcer = Callable[[str, uuid.UUID, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    name: str
+    title: str
+
+
+RunHook = Callable[[AsyncSession, WorkflowRun], Awaitable[None]]
+
+
+@dataclass
+class Definition:
+    kind: str
+    resource_type: str
+    steps: list[StepSpec]
+    function: Callable[[str], Awaitable[None]] | None = None
+    # Runs in the request's unit of work when a user cancels a run (e.g. mark the resource).
+    on_cancel: RunHook | None = None
+    # Runs before a retry is started; may refuse it with a typed error.
+    before_retry: RunHook | None = None
+
+    def position(self, name: str) -> int:
+        for index, spec in enumerate(self.steps):
+            if spec.name == name:
+                return index
+        raise KeyError(name)
+
+
+DEFINITIONS: dict[str, Definition] = {}
+
+
+def definition(
+    kind: str,
+    resource_type: str,
+    steps: list[tuple[str, str]],
+    *,
+    on_cancel: RunHook | None = None,
+    before_retry: RunHook | None = None,
+) -> Callable[[Callable[[str], Awaitable[None]]], Callable[[str], Awaitable[None]]]:
+    """Declares a workflow of `kind` over a resource, with its steps in order; the decorated
+    coroutine takes the run id and is registered with DBOS under `budapp.<kind>`."""
+    declared = Definition(
+        kind,
+        resource_type,
+        [StepSpec(name, title) for name, title in steps],
+        on_cancel=on_cancel,
+        before_retry=before_retry,
+    )
+
+    def decorate(function: Callable[[str], Awaitable[None]]) -> Callable[[str], Awaitable[None]]:
+        durable = DBOS.workflow(name=f"budapp.{kind}", max_recovery_attempts=20)(function)
+        declared.function = durable
+        DEFINITIONS[kind] = declared
+        return durable
+
+    return decorate
+
+
+@dataclass
+class EngineContext:
+    """What workflow code needs from the running app."""
+
+    session_factory: async_sessionmaker[AsyncSession]
+    announce: Announcer | None = None
+    # Anything else domains hand their workflows (the cluster connector, the storage...).
+    services: dict[str, Any] = field(default_factory=dict)
+
+
+_context: EngineContext | None = None
+
+
+def context() -> EngineContext:
+    if _context is None:
+        raise RuntimeError("the workflow engine is not running")
+    return _context
+
+
+class StepError(Exception):
+    """A step failure that retrying cannot fix (bad input, a refused placement): the step
+    fails at once instead of using up its attempts."""
+
+
+def step(
+    name: str,
+    *,
+    max_attempts: int = 3,
+    interval_seconds: float = 1.0,
+    backoff_rate: float = 2.0,
+    timeout_seconds: float = 300.0,
+) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
+    """A durable step of a workflow. The function's first argument is the run id. Its result
+    is memoised by DBOS; each attempt is recorded on the run's step row."""
+
+    def decorate(function: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        @functools.wraps(function)
+        async def attempt(run_id: str, *args: Any, **kwargs: Any) -> R:
+            await _record_step(run_id, name, StepStatus.RUNNING, attempt=True)
+            try:
+                result = await asyncio.wait_for(
+                    function(run_id, *args, **kwargs), timeout=timeout_seconds
+                )
+            except TimeoutError:
+                message = f"timed out after {timeout_seconds:g}s"
+                await _record_step(run_id, name, StepStatus.RUNNING, error=message)
+                raise
+            except Exception as exc:
+                status = StepStatus.FAILED if isinstance(exc, StepError) else StepStatus.RUNNING
+                await _record_step(run_id, name, status, error=_describe(exc))
+                raise
+            await _record_step(run_id, name, StepStatus.SUCCEEDED)
+            return result
+
+        return DBOS.step(
+            name=f"budapp.step.{name}",
+            retries_allowed=max_attempts > 1,
+            max_attempts=max_attempts,
+            interval_seconds=interval_seconds,
+            backoff_rate=backoff_rate,
+            should_retry=lambda exc: not isinstance(exc, StepError),
+        )(attempt)
+
+    return decorate
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:2000]
+
+
+async def _record_step(
+    run_id: str,
+    name: str,
+    status: StepStatus,
+    *,
+    attempt: bool = False,
+    error: str | None = None,
+    detail: str | None = None,
+) -> None:
+    engine = context()
+    run_uuid = uuid.UUID(run_id)
+    now = utcnow()
+    async with session_scope(engine.session_factory) as session:
+        run = await session.get(WorkflowRun, run_uuid)
+        if run is None:
+            return
+        row = (
+            await session.scalars(
+                select(WorkflowStep).where(
+                    WorkflowStep.run_id == run_uuid, WorkflowStep.name == name
+                )
+            )
+        ).first()
+        if row is None:
+            return
+        row.status = status
+        if attempt:
+            row.attempts += 1
+            row.started_at = row.started_at or now
+            row.error = None
+        if error is not None:
+            row.error = error
+        if detail is not None:
+            row.detail = detail[:1000]
+        if status in {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED}:
+            row.finished_at = now
+        if status is StepStatus.SUCCEEDED:
+            run.steps_done = sum(
+                1
+                for step_row in await session.scalars(
+                    select(WorkflowStep).where(WorkflowStep.run_id == run_uuid)
+                )
+                if step_row.status in {StepStatus.SUCCEEDED, StepStatus.SKIPPED}
+            )
+        payload = {
+            "workflow_id": run_id,
+            "kind": run.kind,
+            "step": name,
+            "position": row.position,
+            "status": status.value,
+            "attempts": row.attempts,
+            "error": row.error,
+            "detail": row.detail,
+            "steps_done": run.steps_done,
+            "steps_total": run.steps_total,
+        }
+        organization_id = run.organization_id
+    await _announce("workflow.step", organization_id, payload)
+
+
+async def note(run_id: str, name: str, detail: str) -> None:
+    """Updates what a running step says it is doing (shown over the API and the WebSocket)."""
+    await _record_step(run_id, name, StepStatus.RUNNING, detail=detail)
+
+
+async def set_run_status(run_id: str, status: RunStatus, *, error: str | None = None) -> None:
+    engine = context()
+    run_uuid = uuid.UUID(run_id)
+    now = utcnow()
+    async with session_scope(engine.session_factory) as session:
+        run = await session.get(WorkflowRun, run_uuid)
+        if run is None or (run.status.finished and status is not RunStatus.RUNNING):
+            return
+        if run.status is RunStatus.CANCELLED:
+            return
+        run.status = status
+        if status is RunStatus.RUNNING:
+            run.started_at = run.started_at or now
+        if status.finished:
+            run.finished_at = now
+            run.error = error
+            if status is not RunStatus.SUCCEEDED:
+                await session.execute(
+                    update(WorkflowStep)
+                    .where(
+                        WorkflowStep.run_id == run_uuid,
+                        WorkflowStep.status == StepStatus.RUNNING,
+                    )
+                    .values(status=StepStatus.FAILED, finished_at=now, updated_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+        payload = {
+            "workflow_id": run_id,
+            "kind": run.kind,
+            "resource_type": run.resource_type,
+            "resource_id": str(run.resource_id),
+            "status": status.value,
+            "error": error,
+        }
+        organization_id = run.organization_id
+    await _announce("workflow.status", organization_id, payload)
+
+
+async def _announce(event: str, organization_id: uuid.UUID, payload: dict[str, Any]) -> None:
+    engine = context()
+    if engine.announce is None:
+        return
+    try:
+        await engine.announce(event, organization_id, payload)
+    except Exception:
+        log.warning("workflow_event_not_published", event_type=event, exc_info=True)
+
+
+async def run_arguments(run_id: str) -> dict[str, Any]:
+    async with session_scope(context().session_factory) as session:
+        run = await session.get(WorkflowRun, uuid.UUID(run_id))
+        return dict(run.arguments) if run is not None else {}
+
+
+def failure_message(exc: BaseException) -> str:
+    """The message worth showing for a failed run: DBOS wraps a step's last error when its
+    attempts run out; show that error, not the wrapper."""
+    if isinstance(exc, DBOSMaxStepRetriesExceeded) and exc.errors:
+        return _describe(exc.errors[-1])
+    for candidate in (exc.__cause__, exc.__context__):
+        if candidate is not None and not isinstance(candidate, DBOSException):
+            return _describe(candidate)
+    return _describe(exc)
+
+
+async def execute(
+    run_id: str,
+    body: Callable[[dict[str, Any]], Awaitable[None]],
+    *,
+    on_failure: Callable[[dict[str, Any], str], Awaitable[None]] | None = None,
+) -> None:
+    """The frame of every workflow: marks the run RUNNING, runs its steps, then SUCCEEDED or
+    FAILED (after `on_failure`, e.g. to put the resource in ERROR and tell its owner). A
+    cancelled run stops here without touching its recorded status."""
+    arguments = await run_arguments(run_id)
+    await set_run_status(run_id, RunStatus.RUNNING)
+    try:
+        await body(arguments)
+    except DBOSWorkflowCancelledError:
+        log.info("workflow_cancelled", run_id=run_id)
+        raise
+    except Exception as exc:
+        message = failure_message(exc)
+        log.warning("workflow_failed", run_id=run_id, error=message)
+        if on_failure is not None:
+            await on_failure(arguments, message)
+        await set_run_status(run_id, RunStatus.FAILED, error=message)
+        return
+    await set_run_status(run_id, RunStatus.SUCCEEDED)
+
+
+# --- the engine's lifecycle -------------------------------------------------------------------
+
+
+def system_database_url(database_url: str, override: str) -> str:
+    """Where DBOS keeps its state: the override, else budapp's PostgreSQL database (schema
+    `dbos`, through psycopg), else a `workflows.db` beside the SQLite file."""
+    if override:
+        return override
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    database = Path(url.database or "budapp.db")
+    return f"sqlite:///{database.with_name('workflows.db')}"
+
+
+class WorkflowEngine:
+    _users = 0
+    _url: str | None = None
+    _lock = asyncio.Lock()
+
+    def __init__(self, system_url: str, *, executor_id: str, concurrency: int) -> None:
+        self.system_url = system_url
+        self.executor_id = executor_id
+        self.concurrency = concurrency
+
+    async def start(self, engine_context: EngineContext) -> None:
+        global _context  # noqa: PLW0603 - the one process-wide context workflows read
+        async with WorkflowEngine._lock:
+            _context = engine_context
+            if WorkflowEngine._users == 0:
+                config: DBOSConfig = {
+                    "name": "budapp",
+                    "system_database_url": self.system_url,
+                    "executor_id": self.executor_id,
+                    # Recovery replays only workflows of the same version: a release's code.
+                    "application_version": __version__,
+                    "log_level": "WARNING",
+                }
+                global _queue  # noqa: PLW0603 - DBOS queues are process-wide too
+                DBOS(config=config)
+                # Launched from the app's event loop thread, so that DBOS runs dequeued and
+                # recovered workflows on this loop, where budapp's connections live (it
+                # would otherwise use a loop of its own).
+                DBOS.launch()
+                _queue = await DBOS.register_queue_async(
+                    QUEUE_NAME,
+                    worker_concurrency=self.concurrency,
+                    polling_interval_sec=0.2,
+                    on_conflict="always_update",
+                )
+                WorkflowEngine._url = self.system_url
+            elif WorkflowEngine._url != self.system_url:
+                raise RuntimeError("one process cannot run workflows on two databases")
+            WorkflowEngine._users += 1
+        await self._requeue_pending(engine_context.session_factory)
+
+    async def stop(self) -> None:
+        async with WorkflowEngine._lock:
+            WorkflowEngine._users -= 1
+            if WorkflowEngine._users == 0:
+                await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=5)
+                WorkflowEngine._url = None
+                global _queue  # noqa: PLW0603
+                _queue = None
+
+    async def _requeue_pending(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        """Runs recorded as PENDING whose hand-over to the engine a crash may have prevented
+        (the request committed, then the process died before enqueueing). Enqueueing under
+        the run's id is idempotent: a run the engine already has is left as it is."""
+        async with factory() as session:
+            pending = (
+                await session.execute(
+                    select(WorkflowRun.id, WorkflowRun.kind).where(
+                        WorkflowRun.status == RunStatus.PENDING
+                    )
+                )
+            ).all()
+        for run_id, kind in pending:
+            await enqueue(kind, run_id)
+
+
+async def enqueue(kind: str, run_id: uuid.UUID) -> None:
+    declared = DEFINITIONS.get(kind)
+    if declared is None or declared.function is None:
+        log.error("workflow_kind_unknown", kind=kind, run_id=str(run_id))
+        return
+    if _queue is None:
+        raise RuntimeError("the workflow engine is not running")
+    function = cast("Callable[[str], Coroutine[Any, Any, None]]", declared.function)
+    with SetWorkflowID(str(run_id)):
+        await _queue.enqueue_async(function, str(run_id))
