@@ -1,0 +1,1 @@
+"""Endpoints: a model served by a runtime on a cluster, deployed by workflows."""
