@@ -29,6 +29,9 @@ TABLES = {
     "audit_chain_head",
     "credentials",
     "api_keys",
+    "notifications",
+    "webhooks",
+    "webhook_deliveries",
 }
 
 

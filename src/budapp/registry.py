@@ -5,9 +5,11 @@ from budapp.audit.models import AuditChainHead, AuditRecord
 from budapp.auth.models import AuthSession, RefreshToken
 from budapp.core.db import Base
 from budapp.credentials.models import Credential
+from budapp.notifications.models import Notification
 from budapp.organizations.models import Organization
 from budapp.projects.models import Project, ProjectMember
 from budapp.users.models import User
+from budapp.webhooks.models import Webhook, WebhookDelivery
 
 metadata = Base.metadata
 
@@ -17,10 +19,13 @@ __all__ = [
     "AuditRecord",
     "AuthSession",
     "Credential",
+    "Notification",
     "Organization",
     "Project",
     "ProjectMember",
     "RefreshToken",
     "User",
+    "Webhook",
+    "WebhookDelivery",
     "metadata",
 ]
