@@ -50,25 +50,26 @@ async def test_each_replicas_clients_hear_the_other_replicas_events(
     world: World, replicas: list[FastAPI]
 ) -> None:
     one, two = replicas
-    async with serve(one) as address_one, serve(two) as address_two:
-        async with (
-            stream(address_one, world["user"].token) as on_one,
-            stream(address_two, world["user"].token) as on_two,
-            stream(address_two, world["user_b"].token) as other_org,
-        ):
-            await publish(one, world.org_a, {"from": "one"})
-            await publish(two, world.org_a, {"from": "two"})
-            await publish(one, world.org_b, {"from": "one", "org": "b"})
-            await publish(two, world.org_a, {"from": "two", "to": "user"}, user_id=world["user"].id)
+    async with (
+        serve(one) as address_one,
+        serve(two) as address_two,
+        stream(address_one, world["user"].token) as on_one,
+        stream(address_two, world["user"].token) as on_two,
+        stream(address_two, world["user_b"].token) as other_org,
+    ):
+        await publish(one, world.org_a, {"from": "one"})
+        await publish(two, world.org_a, {"from": "two"})
+        await publish(one, world.org_b, {"from": "one", "org": "b"})
+        await publish(two, world.org_a, {"from": "two", "to": "user"}, user_id=world["user"].id)
 
-            for client in (on_one, on_two):
-                heard = [(await receive(client))["data"] for _ in range(3)]
-                assert heard == [
-                    {"from": "one"},
-                    {"from": "two"},
-                    {"from": "two", "to": "user"},
-                ]
-            assert (await receive(other_org))["data"] == {"from": "one", "org": "b"}
+        for client in (on_one, on_two):
+            heard = [(await receive(client))["data"] for _ in range(3)]
+            assert heard == [
+                {"from": "one"},
+                {"from": "two"},
+                {"from": "two", "to": "user"},
+            ]
+        assert (await receive(other_org))["data"] == {"from": "one", "org": "b"}
 
 
 async def test_clients_are_told_to_resync_when_the_bus_reconnects(

@@ -49,17 +49,23 @@ async def stream(
         yield connection
 
 
-async def receive(connection: ClientConnection, *, timeout: float = 5) -> dict[str, Any]:
+async def receive(connection: ClientConnection) -> dict[str, Any]:
+    """The next message that is not a ping."""
     while True:
-        message: dict[str, Any] = json.loads(await asyncio.wait_for(connection.recv(), timeout))
+        message: dict[str, Any] = json.loads(await asyncio.wait_for(connection.recv(), 5))
         if message["type"] != "ping":
             return message
 
 
-async def closed_with(connection: ClientConnection, *, timeout: float = 5) -> int:
-    with pytest.raises(ConnectionClosed) as closed:
+async def closed_with(connection: ClientConnection) -> int:
+    """The close code the server ends the stream with (pings before it are skipped)."""
+
+    async def read_until_closed() -> None:
         while True:
-            await asyncio.wait_for(connection.recv(), timeout)
+            await connection.recv()
+
+    with pytest.raises(ConnectionClosed) as closed:
+        await asyncio.wait_for(read_until_closed(), 5)
     assert closed.value.rcvd is not None
     return closed.value.rcvd.code
 
@@ -113,10 +119,14 @@ async def test_a_rolled_back_unit_of_work_publishes_nothing(
     app: FastAPI, world: World, address: str
 ) -> None:
     async with stream(address, world["user"].token) as user:
-        with pytest.raises(RuntimeError):
+
+        async def failing_step() -> None:
             async with session_scope(app.state.session_factory) as session:
                 publish_org_event(session, world.org_a, EventType.WORKFLOW_STEP, {"n": "lost"})
                 raise RuntimeError("the step failed")
+
+        with pytest.raises(RuntimeError):
+            await failing_step()
         await publish(app, world.org_a, {"n": "kept"}, type=EventType.WORKFLOW_STATUS)
 
         event = await receive(user)

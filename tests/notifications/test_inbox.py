@@ -153,7 +153,7 @@ async def test_notify_announces_the_notification_to_the_recipient_after_commit(
     bind_event_bus(factory, bus)
     account = world["user"]
 
-    with pytest.raises(RuntimeError):
+    async def failing_unit_of_work() -> None:
         async with session_scope(factory) as session:
             await notify(
                 session,
@@ -163,6 +163,9 @@ async def test_notify_announces_the_notification_to_the_recipient_after_commit(
                 title="lost",
             )
             raise RuntimeError("the caller's transaction fails")
+
+    with pytest.raises(RuntimeError):
+        await failing_unit_of_work()
     assert heard == []
 
     async with session_scope(factory) as session:

@@ -95,6 +95,7 @@ class WebhookDispatcher:
         self.policy = policy
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self._client = httpx.AsyncClient(
             # Never follow a redirect: it could lead to an address the guard did not check.
             follow_redirects=False,
@@ -110,10 +111,14 @@ class WebhookDispatcher:
             self._task = asyncio.create_task(self._run(), name="webhook-dispatcher")
 
     async def close(self) -> None:
+        """Lets the attempts under way finish and be recorded (within one timeout), so a
+        graceful shutdown does not leave them to be sent again when their lease ends."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self._wake.set()
+            # Past the deadline, wait_for cancels it.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._task, timeout=self.policy.timeout_seconds + 5)
             self._task = None
         await self._client.aclose()
 
@@ -127,13 +132,13 @@ class WebhookDispatcher:
         self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 taken = await self.deliver_due()
             except Exception as exc:
                 log.warning("webhook_dispatch_failed", error=repr(exc))
                 taken = 0
-            if taken >= self.policy.batch_size:
+            if taken >= self.policy.batch_size or self._stopping:
                 continue  # more may be due right now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.policy.poll_seconds)
