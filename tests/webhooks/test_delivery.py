@@ -30,7 +30,7 @@ from tests.webhooks.receiver import receiving
 
 
 def verify_signature(secret: str, headers: dict[str, str], body: bytes) -> bool:
-    """The receiver's check, as docs/webhooks.md shows it."""
+    """The receiver's check, as docs/events.md shows it."""
     timestamp = headers["x-budapp-timestamp"]
     if abs(time.time() - int(timestamp)) > 300:
         return False

@@ -47,6 +47,10 @@ class WebhookRepository:
         rows = await self.session.scalars(select(Webhook).where(Webhook.id.in_(ids)))
         return {row.id: row for row in rows}
 
+    async def key_ids_in_use(self) -> list[str]:
+        statement = select(Webhook.key_id).where(Webhook.secret_ciphertext.is_not(None)).distinct()
+        return [key_id for key_id in (await self.session.scalars(statement)).all() if key_id]
+
     def add(self, webhook: Webhook) -> None:
         self.session.add(webhook)
 

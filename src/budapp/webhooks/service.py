@@ -226,5 +226,10 @@ class WebhookService:
         return url
 
 
+async def webhook_key_ids_in_use(session: AsyncSession) -> list[str]:
+    """Keys that seal webhook secrets: a key in this list must not be retired."""
+    return await WebhookRepository(session).key_ids_in_use()
+
+
 def _new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
