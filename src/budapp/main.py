@@ -49,6 +49,7 @@ from budapp.users.router import router as users_router
 from budapp.users.service import users_in_organization
 from budapp.webhooks.dispatcher import DeliveryPolicy, WebhookDispatcher
 from budapp.webhooks.router import router as webhooks_router
+from budapp.webhooks.service import webhooks_of_organization
 
 log = get_logger("budapp")
 
@@ -112,6 +113,7 @@ def _reference_guard() -> ReferenceGuard:
     references.register("organization", projects_in_organization)
     references.register("project", credentials_of_project)
     references.register("project", active_keys_of_project)
+    references.register("organization", webhooks_of_organization)
     return references
 
 

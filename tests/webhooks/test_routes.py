@@ -3,16 +3,19 @@ checked, and admins of one organization never see another's webhooks."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from budapp.core.db import session_scope, utcnow
 from budapp.settings import Settings
+from budapp.webhooks.service import emit_webhook_event
 from tests.credentials.test_secrets_never_leak import database_dump, database_files
-from tests.factories import World
-from tests.webhooks.conftest import create_webhook
+from tests.factories import World, create_organization
+from tests.webhooks.conftest import create_webhook, deliveries
 
 URL = "https://hooks.example.com/budapp"
 
@@ -163,3 +166,36 @@ def test_private_destinations_are_allowed_by_default_on_the_embedded_database_on
     assert Settings(
         database_url="postgresql+asyncpg://db/budapp", webhook_allow_private_destinations=True
     ).webhook_private_destinations_allowed
+
+
+async def test_an_organization_with_webhooks_cannot_be_deleted(
+    app: FastAPI, client: httpx.AsyncClient, world: World
+) -> None:
+    org = await create_organization(app, "Hooked")
+    body = {"url": URL, "events": ["*"], "organization_id": str(org)}
+    headers = world["super_admin"].headers
+    created = await client.post("/webhooks", json=body, headers=headers)
+
+    refused = await client.delete(f"/organizations/{org}", headers=headers)
+    assert refused.status_code == 409
+    assert "1 webhook(s)" in refused.json()["error"]["message"]
+    await client.delete(f"/webhooks/{created.json()['data']['id']}", headers=headers)
+    assert (await client.delete(f"/organizations/{org}", headers=headers)).status_code == 204
+
+
+async def test_events_carry_ids_and_times_as_json(
+    app: FastAPI, client: httpx.AsyncClient, world: World
+) -> None:
+    webhook = await create_webhook(client, world, URL, ["endpoint.deleted"])
+    endpoint = uuid.uuid4()
+    async with session_scope(app.state.session_factory) as session:
+        queued = await emit_webhook_event(
+            session,
+            organization_id=world.org_a,
+            event="endpoint.deleted",
+            data={"endpoint_id": endpoint, "at": utcnow()},
+        )
+    assert queued == 1
+    [logged] = await deliveries(client, world, webhook["id"])
+    assert logged["payload"]["data"]["endpoint_id"] == str(endpoint)
+    assert logged["status"] == "pending"

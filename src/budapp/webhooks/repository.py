@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Select, select, update
+from sqlalchemy import CursorResult, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
@@ -46,6 +46,12 @@ class WebhookRepository:
     async def by_ids(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, Webhook]:
         rows = await self.session.scalars(select(Webhook).where(Webhook.id.in_(ids)))
         return {row.id: row for row in rows}
+
+    async def count_in_organization(self, organization_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(
+            Webhook.organization_id == organization_id, Webhook.deleted_at.is_(None)
+        )
+        return int(await self.session.scalar(statement) or 0)
 
     async def key_ids_in_use(self) -> list[str]:
         statement = select(Webhook.key_id).where(Webhook.secret_ciphertext.is_not(None)).distinct()

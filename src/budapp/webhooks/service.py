@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
+from pydantic_core import to_jsonable_python
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import Principal
@@ -77,7 +78,8 @@ def new_delivery(webhook: Webhook, event: str, data: dict[str, Any]) -> WebhookD
         "organization_id": str(webhook.organization_id),
         "webhook_id": str(webhook.id),
         "created_at": now.isoformat(),
-        "data": data,
+        # UUIDs, datetimes and models become JSON the way API responses do.
+        "data": to_jsonable_python(data),
     }
     return WebhookDelivery(
         id=delivery_id,
@@ -224,6 +226,11 @@ class WebhookService:
                 details=[{"field": "url", "message": f"{address} is not a public address"}],
             )
         return url
+
+
+async def webhooks_of_organization(session: AsyncSession, organization_id: uuid.UUID) -> str | None:
+    count = await WebhookRepository(session).count_in_organization(organization_id)
+    return f"{count} webhook(s)" if count else None
 
 
 async def webhook_key_ids_in_use(session: AsyncSession) -> list[str]:
