@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from budapp.core.db import session_scope
 from budapp.events.service import EventType, publish_org_event
@@ -243,3 +243,12 @@ async def test_disconnected_clients_leave_the_hub(app: FastAPI, world: World, ad
             break
         await asyncio.sleep(0.02)
     assert hub.connection_count == before
+
+
+async def test_a_malformed_organization_id_is_refused_at_the_handshake(
+    world: World, address: str
+) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with stream(address, world["super_admin"].token, query="?organization_id=nope"):
+            pass
+    assert refused.value.response.status_code == 403
