@@ -80,6 +80,8 @@ def make_settings(data_dir: Path, db_url: str, **overrides: object) -> Settings:
         "password_time_cost": 1,
         "password_memory_kib": 64,
         "admin_password": "bootstrap-password",
+        # Webhook tests run workers of their own, with settings made for them.
+        "webhook_worker_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

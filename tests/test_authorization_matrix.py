@@ -15,7 +15,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from budapp.core.db import session_scope
 from budapp.core.roles import Role
+from budapp.notifications.service import notify
 from tests.factories import World, create_account, create_organization
 
 # A placeholder for cases that need no API key.
@@ -39,6 +41,9 @@ class Targets:
     target_user: uuid.UUID
     empty_org: uuid.UUID
     api_key: uuid.UUID = NO_KEY
+    # A notification in `user`'s inbox, and a webhook of organization A.
+    notification: uuid.UUID = NO_KEY
+    webhook: uuid.UUID = NO_KEY
 
 
 Path = Callable[[Targets], str]
@@ -85,6 +90,21 @@ def _unique(prefix: str) -> str:
 
 def _project(t: Targets) -> str:
     return f"/projects/{t.world.project_a}"
+
+
+def _notification(t: Targets) -> str:
+    return f"/notifications/{t.notification}"
+
+
+def _webhook(t: Targets) -> str:
+    return f"/webhooks/{t.webhook}"
+
+
+# Every signed-in caller has an inbox; only its owner reaches a notification in it.
+_EVERYONE = _by(401, 200, 200, 200, 200, 200, 200, 200)
+_OWNER_ONLY = {"anonymous": 401, "user": 200, "*": 404}
+# Webhooks: org admins of the organization (and super admins).
+_WEBHOOK_ADMINS = _by(401, 403, 403, 403, 200, 200, 403, 404)
 
 
 CASES: dict[str, Case] = {
@@ -231,6 +251,38 @@ CASES: dict[str, Case] = {
         None,
         _by(401, 204, 404, 204, 204, 204, 404, 404),
     ),
+    "list notifications": Case("GET", lambda t: "/notifications", None, _EVERYONE),
+    "notification unread count": Case(
+        "GET", lambda t: "/notifications/unread-count", None, _EVERYONE
+    ),
+    "mark all notifications read": Case(
+        "POST", lambda t: "/notifications/read-all", None, _EVERYONE
+    ),
+    "mark notification read": Case("POST", lambda t: f"{_notification(t)}/read", None, _OWNER_ONLY),
+    "delete notification": Case(
+        "DELETE", _notification, None, {"anonymous": 401, "user": 204, "*": 404}
+    ),
+    "list webhooks": Case(
+        "GET", lambda t: "/webhooks", None, _by(401, 403, 403, 403, 200, 200, 403, 200)
+    ),
+    "create webhook": Case(
+        "POST",
+        lambda t: "/webhooks",
+        lambda t: {"url": "https://hooks.example.com/budapp", "events": ["*"]},
+        _by(401, 403, 403, 403, 201, 201, 403, 201),
+    ),
+    "get webhook": Case("GET", _webhook, None, _WEBHOOK_ADMINS),
+    "update webhook": Case("PUT", _webhook, lambda t: {"description": "changed"}, _WEBHOOK_ADMINS),
+    "delete webhook": Case("DELETE", _webhook, None, _by(401, 403, 403, 403, 204, 204, 403, 404)),
+    "rotate webhook secret": Case(
+        "POST", lambda t: f"{_webhook(t)}/rotate-secret", None, _WEBHOOK_ADMINS
+    ),
+    "test webhook": Case(
+        "POST", lambda t: f"{_webhook(t)}/test", None, _by(401, 403, 403, 403, 202, 202, 403, 404)
+    ),
+    "list webhook deliveries": Case(
+        "GET", lambda t: f"{_webhook(t)}/deliveries", None, _WEBHOOK_ADMINS
+    ),
     # A user's access token is not an API key, whoever holds it.
     "current api key": Case(
         "GET", lambda t: "/api-keys/current", None, _by(401, 401, 401, 401, 401, 401, 401, 401)
@@ -275,6 +327,18 @@ def test_every_management_route_is_in_the_matrix(app: FastAPI) -> None:
     assert documented - covered == set()
 
 
+async def _notify(app: FastAPI, world: World) -> uuid.UUID:
+    async with session_scope(app.state.session_factory) as session:
+        note = await notify(
+            session,
+            organization_id=world.org_a,
+            user_id=world["user"].id,
+            kind="endpoint.ready",
+            title="Endpoint ready",
+        )
+    return note.id
+
+
 def _matches(template: str, concrete: str) -> bool:
     left, right = template.strip("/").split("/"), concrete.strip("/").split("/")
     return len(left) == len(right) and all(
@@ -301,6 +365,15 @@ async def test_route_authorization(
         )
         api_key = uuid.UUID(created.json()["data"]["id"])
     targets = Targets(world, target.id, await create_organization(app, _unique("Empty")), api_key)
+    if "notification" in case_name:
+        targets.notification = await _notify(app, world)
+    if "webhook" in case_name:
+        created = await client.post(
+            "/webhooks",
+            json={"url": "https://hooks.example.com/budapp", "events": ["*"]},
+            headers=world["org_admin"].headers,
+        )
+        targets.webhook = uuid.UUID(created.json()["data"]["id"])
     headers = {} if actor == "anonymous" else world[actor].headers
     body = case.body(targets) if case.body else None
     response = await client.request(case.method, case.path(targets), json=body, headers=headers)

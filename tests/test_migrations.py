@@ -33,6 +33,9 @@ TABLES = {
     "oidc_logins",
     "workflow_runs",
     "workflow_steps",
+    "notifications",
+    "webhooks",
+    "webhook_deliveries",
 }
 
 

@@ -33,6 +33,7 @@ from budapp.organizations.schemas import OrganizationCreate
 from budapp.organizations.service import OrganizationService
 from budapp.settings import Settings
 from budapp.users.service import UserService
+from budapp.webhooks.service import webhook_key_ids_in_use
 
 
 @asynccontextmanager
@@ -147,6 +148,11 @@ async def retire_key(settings: Settings, key_id: str) -> None:
         async with create_session_factory(engine)() as session:
             if key_id in await key_ids_in_use(session):
                 raise Conflict(f"Credentials are still sealed with {key_id}; run keys rotate")
+            if key_id in await webhook_key_ids_in_use(session):
+                raise Conflict(
+                    f"Webhook secrets are still sealed with {key_id}; rotate those webhooks' "
+                    "secrets (POST /webhooks/{id}/rotate-secret)"
+                )
     finally:
         await engine.dispose()
     keys = {kid: keyring.key_bytes(kid) for kid in keyring.key_ids if kid != key_id}

@@ -39,14 +39,21 @@ from budapp.core.references import ReferenceGuard
 from budapp.core.security import PasswordHasher, load_signing_key
 from budapp.credentials.router import router as credentials_router
 from budapp.credentials.service import CredentialVault, check_keyring, credentials_of_project
+from budapp.events.hub import EventHub
+from budapp.events.router import router as events_router
+from budapp.events.service import bind_event_bus
 from budapp.health.router import router as health_router
 from budapp.internal.router import router as internal_router
+from budapp.notifications.router import router as notifications_router
 from budapp.organizations.router import router as organizations_router
 from budapp.projects.router import router as projects_router
 from budapp.projects.service import projects_in_organization
 from budapp.settings import Settings, get_settings
 from budapp.users.router import router as users_router
 from budapp.users.service import users_in_organization
+from budapp.webhooks.dispatcher import DeliveryPolicy, WebhookDispatcher
+from budapp.webhooks.router import router as webhooks_router
+from budapp.webhooks.service import webhooks_of_organization
 from budapp.workflows.engine import EngineContext, WorkflowEngine, system_database_url
 from budapp.workflows.router import router as workflows_router
 
@@ -87,6 +94,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         credentials_router,
         api_keys_router,
         workflows_router,
+        notifications_router,
+        webhooks_router,
+        events_router,
     ):
         api.include_router(router)
     app.include_router(api)
@@ -112,7 +122,20 @@ def _reference_guard() -> ReferenceGuard:
     references.register("organization", projects_in_organization)
     references.register("project", credentials_of_project)
     references.register("project", active_keys_of_project)
+    references.register("organization", webhooks_of_organization)
     return references
+
+
+def _delivery_policy(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(
+        timeout_seconds=settings.webhook_timeout_seconds,
+        max_attempts=settings.webhook_max_attempts,
+        backoff_base_seconds=settings.webhook_backoff_base_seconds,
+        backoff_max_seconds=settings.webhook_backoff_max_seconds,
+        allow_private=settings.webhook_private_destinations_allowed,
+        batch_size=settings.webhook_batch_size,
+        poll_seconds=settings.webhook_poll_seconds,
+    )
 
 
 @asynccontextmanager
@@ -155,6 +178,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         references=state.references,
     )
     state.event_bus = create_event_bus(settings.redis_url)
+    bind_event_bus(state.session_factory, state.event_bus)
+    state.event_hub = EventHub(state.event_bus, queue_size=settings.ws_queue_size)
+    state.webhook_dispatcher = WebhookDispatcher(
+        state.session_factory, state.vault.keyring, state.event_bus, _delivery_policy(settings)
+    )
     await state.event_bus.start()
     state.api_key_resolver = ApiKeyResolver(
         state.session_factory,
@@ -194,11 +222,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             file=sys.stderr,
             flush=True,
         )
+    if settings.webhook_worker_enabled:
+        await state.webhook_dispatcher.start()
     log.info("budapp_started", database=engine.url.get_backend_name(), prefix=settings.api_prefix)
     try:
         yield
     finally:
         await state.workflow_engine.stop()
+        await state.webhook_dispatcher.close()
         await state.api_key_resolver.close()
         await state.identity_providers.close()
         await state.event_bus.close()

@@ -5,9 +5,11 @@ from budapp.audit.models import AuditChainHead, AuditRecord
 from budapp.auth.models import AuthSession, OidcLogin, RefreshToken, UserIdentity
 from budapp.core.db import Base
 from budapp.credentials.models import Credential
+from budapp.notifications.models import Notification
 from budapp.organizations.models import Organization
 from budapp.projects.models import Project, ProjectMember
 from budapp.users.models import User
+from budapp.webhooks.models import Webhook, WebhookDelivery
 from budapp.workflows.models import WorkflowRun, WorkflowStep
 
 metadata = Base.metadata
@@ -18,6 +20,7 @@ __all__ = [
     "AuditRecord",
     "AuthSession",
     "Credential",
+    "Notification",
     "OidcLogin",
     "Organization",
     "Project",
@@ -25,6 +28,8 @@ __all__ = [
     "RefreshToken",
     "User",
     "UserIdentity",
+    "Webhook",
+    "WebhookDelivery",
     "WorkflowRun",
     "WorkflowStep",
     "metadata",

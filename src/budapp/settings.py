@@ -155,6 +155,29 @@ class Settings(BaseSettings):
     # Last-used times are written in one batch this often, never per request.
     api_key_usage_flush_seconds: float = Field(default=10.0, gt=0)
 
+    # --- real-time events (GET /ws) -----------------------------------------------------------
+    # Each connection is pinged, and its access token checked again, this often: a logout
+    # ends a stream within one heartbeat.
+    ws_heartbeat_seconds: float = Field(default=25.0, gt=0)
+    # A client that takes longer than this to accept one message is disconnected.
+    ws_send_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Events waiting for one client; when full, the client is dropped (close code 4408).
+    ws_queue_size: int = Field(default=256, ge=1)
+
+    # --- webhooks ------------------------------------------------------------------------------
+    # Run the delivery worker in this process (every replica may: deliveries are claimed once).
+    webhook_worker_enabled: bool = True
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    # Retry n waits about base * 2^(n-1) seconds (half of it random), at most backoff_max.
+    webhook_backoff_base_seconds: float = Field(default=10.0, ge=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, ge=0)
+    # The worker also wakes at once when a delivery is queued (over the event bus).
+    webhook_poll_seconds: float = Field(default=5.0, gt=0)
+    webhook_batch_size: int = Field(default=10, ge=1, le=100)
+    # None: allowed on the embedded SQLite default (a laptop), refused otherwise.
+    webhook_allow_private_destinations: bool | None = None
+
     # --- secrets at rest -------------------------------------------------------------------
     # `kid:base64key[,kid:base64key]` (first is primary), or a keyring file; neither set: a
     # keyring generated in data_dir on first start. See docs/configuration.md.
@@ -210,6 +233,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def webhook_private_destinations_allowed(self) -> bool:
+        allowed = self.webhook_allow_private_destinations
+        return self.is_sqlite if allowed is None else allowed
 
     @property
     def should_auto_migrate(self) -> bool:

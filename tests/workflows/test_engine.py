@@ -74,7 +74,11 @@ async def test_cancel_stops_the_run_at_the_next_step(
     (control / "hold-work").touch()
     run_id = await start_run(app, control, organization_id=world.org_a, project_id=world.project_a)
     headers = world["project_admin"].headers
-    await wait_for_status(client, run_id, headers, {"RUNNING"})
+    # Wait until "work" is holding: "prepare" is then done.
+    while True:
+        body = await wait_for_status(client, run_id, headers, {"RUNNING"})
+        if body["steps"][1]["detail"] == "holding":
+            break
     response = await client.post(f"/workflows/{run_id}/cancel", headers=headers)
     assert response.status_code == 200, response.text
     body = response.json()["data"]

@@ -8,11 +8,6 @@ import os
 import sys
 from pathlib import Path
 
-import httpx
-from fastapi import FastAPI
-
-from tests.factories import World
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -31,15 +26,15 @@ async def _run(*args: str) -> tuple[int, str]:
     return process.returncode or 0, output.decode()
 
 
-async def test_a_run_interrupted_by_a_crash_finishes_after_restart(
-    app: FastAPI, client: httpx.AsyncClient, world: World, db_url: str, tmp_path: Path
-) -> None:
+async def test_a_run_interrupted_by_a_crash_finishes_after_restart(tmp_path: Path) -> None:
     control = tmp_path / "control"
     control.mkdir()
     (control / "crash-work").touch()
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    arguments = (db_url, str(data_dir), str(control), str(world.org_a))
+    # A database of its own: a process killed mid-transaction must not disturb the suite's.
+    database = f"sqlite+aiosqlite:///{data_dir / 'budapp.db'}"
+    arguments = (database, str(data_dir), str(control))
 
     code, output = await _run("start", *arguments)
     assert code == 17, output  # died inside the "work" step
@@ -47,10 +42,6 @@ async def test_a_run_interrupted_by_a_crash_finishes_after_restart(
 
     code, output = await _run("resume", *arguments)
     assert code == 0, output
-    assert "RUN SUCCEEDED" in output
-    # "prepare" was not run again: its result was recorded before the crash.
+    # "prepare" was not run again (its result was recorded before the crash); "work" was.
+    assert "RUN SUCCEEDED attempts=1,2,1" in output
     assert (control / "executions").read_text().split() == ["prepare", "work", "work", "finish"]
-    run_id = (control / "run-id").read_text()
-    body = (await client.get(f"/workflows/{run_id}", headers=world["org_admin"].headers)).json()
-    assert body["data"]["status"] == "SUCCEEDED"
-    assert [s["attempts"] for s in body["data"]["steps"]] == [1, 2, 1]

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from budapp import __version__
 from budapp.core.db import session_scope, utcnow
 from budapp.core.logging import get_logger
+from budapp.events.service import EventType, publish_org_event
 from budapp.workflows.models import RunStatus, StepStatus, WorkflowRun, WorkflowStep
 
 log = get_logger("budapp.workflows")
@@ -47,9 +48,6 @@ QUEUE_NAME = "budapp-workflows"
 # Registered at launch. Each replica runs at most `worker_concurrency` workflows at once; an
 # enqueued workflow is dequeued by one replica only.
 _queue: Queue | None = None
-
-# Called with (event_type, organization_id, payload) after progress is committed.
-Announcer = Callable[[str, uuid.UUID, dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,18 +112,18 @@ class EngineContext:
     """What workflow code needs from the running app."""
 
     session_factory: async_sessionmaker[AsyncSession]
-    announce: Announcer | None = None
     # Anything else domains hand their workflows (the cluster connector, the storage...).
     services: dict[str, Any] = field(default_factory=dict)
 
 
-_context: EngineContext | None = None
+# The apps using the engine, newest last (one in production; tests run several at once).
+_contexts: list[EngineContext] = []
 
 
 def context() -> EngineContext:
-    if _context is None:
+    if not _contexts:
         raise RuntimeError("the workflow engine is not running")
-    return _context
+    return _contexts[-1]
 
 
 class StepError(Exception):
@@ -236,8 +234,7 @@ async def _record_step(
             "steps_done": run.steps_done,
             "steps_total": run.steps_total,
         }
-        organization_id = run.organization_id
-    await _announce("workflow.step", organization_id, payload)
+        publish_org_event(session, run.organization_id, EventType.WORKFLOW_STEP, payload)
 
 
 async def note(run_id: str, name: str, detail: str) -> None:
@@ -279,18 +276,7 @@ async def set_run_status(run_id: str, status: RunStatus, *, error: str | None = 
             "status": status.value,
             "error": error,
         }
-        organization_id = run.organization_id
-    await _announce("workflow.status", organization_id, payload)
-
-
-async def _announce(event: str, organization_id: uuid.UUID, payload: dict[str, Any]) -> None:
-    engine = context()
-    if engine.announce is None:
-        return
-    try:
-        await engine.announce(event, organization_id, payload)
-    except Exception:
-        log.warning("workflow_event_not_published", event_type=event, exc_info=True)
+        publish_org_event(session, run.organization_id, EventType.WORKFLOW_STATUS, payload)
 
 
 async def run_arguments(run_id: str) -> dict[str, Any]:
@@ -360,11 +346,12 @@ class WorkflowEngine:
         self.system_url = system_url
         self.executor_id = executor_id
         self.concurrency = concurrency
+        self._context: EngineContext | None = None
 
     async def start(self, engine_context: EngineContext) -> None:
-        global _context  # noqa: PLW0603 - the one process-wide context workflows read
         async with WorkflowEngine._lock:
-            _context = engine_context
+            self._context = engine_context
+            _contexts.append(engine_context)
             if WorkflowEngine._users == 0:
                 config: DBOSConfig = {
                     "name": "budapp",
@@ -388,12 +375,15 @@ class WorkflowEngine:
                 )
                 WorkflowEngine._url = self.system_url
             elif WorkflowEngine._url != self.system_url:
-                raise RuntimeError("one process cannot run workflows on two databases")
+                # DBOS is one per process: a second app (tests only) shares the first's.
+                log.warning("workflow_engine_shared", running=WorkflowEngine._url)
             WorkflowEngine._users += 1
         await self._requeue_pending(engine_context.session_factory)
 
     async def stop(self) -> None:
         async with WorkflowEngine._lock:
+            if self._context in _contexts:
+                _contexts.remove(self._context)
             WorkflowEngine._users -= 1
             if WorkflowEngine._users == 0:
                 await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=5)
