@@ -44,6 +44,10 @@ class SimConfig:
     max_choices: int = 128
 
     def __post_init__(self) -> None:
+        # Plain strings (from code or tests) become the enums; a wrong one is a ValueError.
+        object.__setattr__(self, "failure_mode", FailureMode(self.failure_mode))
+        object.__setattr__(self, "text_source", TextSource(self.text_source))
+        object.__setattr__(self, "models", tuple(self.models))
         problems = []
         for name in ("ttft_ms", "ttft_jitter_ms", "itl_ms", "itl_jitter_ms"):
             if getattr(self, name) < 0:
