@@ -51,6 +51,7 @@ SSE_HEADERS = [
 ]
 CLIENT_GONE = 499  # the status recorded for a request whose client went away (nginx's code)
 ABORTED = 599  # recorded for a stream cut on purpose by the `abort` failure mode
+STARTED = int(time.time())  # `created` of the listed models
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -394,7 +395,11 @@ class SimApp:
         send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
     ) -> None:
         await send(
-            {"type": "http.response.start", "status": status, "headers": headers or JSON_HEADERS}
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*(headers or JSON_HEADERS), (b"content-length", b"%d" % len(body))],
+            }
         )
         await send({"type": "http.response.body", "body": body})
 
@@ -404,7 +409,7 @@ class SimApp:
 
     @staticmethod
     def _model_card(name: str) -> dict[str, Any]:
-        return {"id": name, "object": "model", "created": 0, "owned_by": "budapp-sim"}
+        return {"id": name, "object": "model", "created": STARTED, "owned_by": "budapp-sim"}
 
     @staticmethod
     async def _lifespan(receive: Receive, send: Send) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Annotated
 
 import typer
@@ -11,6 +12,16 @@ from budapp.sim.app import create_app
 from budapp.sim.config import FailureMode, SimConfig, TextSource
 
 cli = typer.Typer(add_completion=False)
+
+
+class LogLevel(enum.StrEnum):
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+
+
 ENV = "BUDAPP_SIM_"
 
 
@@ -73,7 +84,7 @@ def serve(  # noqa: PLR0917 (typer: one parameter per option)
     max_request_bytes: Annotated[
         int, _option("Larger bodies get a 413.", "MAX_REQUEST_BYTES", min=1024)
     ] = 16 * 1024 * 1024,
-    log_level: Annotated[str, _option("uvicorn's log level.", "LOG_LEVEL")] = "info",
+    log_level: Annotated[LogLevel, _option("uvicorn's log level.", "LOG_LEVEL")] = LogLevel.INFO,
     access_log: Annotated[bool, _option("One log line per request.", "ACCESS_LOG")] = False,
 ) -> None:
     """budapp-sim: an OpenAI-compatible inference simulator (no GPU, no weights)."""
@@ -104,7 +115,7 @@ def serve(  # noqa: PLR0917 (typer: one parameter per option)
         create_app(config),
         host=host,
         port=port,
-        log_level=log_level.lower(),
+        log_level=log_level.value,
         access_log=access_log,
         server_header=False,
         lifespan="on",
