@@ -8,47 +8,40 @@ hand (protocol.py), and a stream's chunk envelope is encoded once (responses.py)
 from __future__ import annotations
 
 import asyncio
-import logging
-import random
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
 from budapp.sim import responses
+from budapp.sim.asgi import (
+    SSE_HEADERS,
+    ClientGone,
+    Disconnect,
+    Receive,
+    Scope,
+    Send,
+    read_json_object,
+    run_lifespan,
+    send_body,
+    send_error,
+    watch_disconnect,
+)
 from budapp.sim.config import FailureMode, SimConfig
 from budapp.sim.errors import (
     ApiError,
     SimulatedAbort,
-    bad_request,
     model_not_found,
     simulated_failure,
     too_many_requests,
 )
 from budapp.sim.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from budapp.sim.metrics import SimMetrics
-from budapp.sim.protocol import (
-    GenerationRequest,
-    Prompt,
-    parse_chat,
-    parse_completion,
-    parse_embedding,
-)
+from budapp.sim.planning import Planner
+from budapp.sim.protocol import GenerationRequest, parse_chat, parse_completion, parse_embedding
 from budapp.sim.responses import Choice, ChunkEncoder
-from budapp.sim.text import generate
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-JSON_HEADERS = [(b"content-type", b"application/json")]
-SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-]
 CLIENT_GONE = 499  # the status recorded for a request whose client went away (nginx's code)
 ABORTED = 599  # recorded for a stream cut on purpose by the `abort` failure mode
 STARTED = int(time.time())  # `created` of the listed models
@@ -59,23 +52,12 @@ EMBEDDINGS = "/v1/embeddings"
 MODELS = "/v1/models"
 
 
-class ClientGone(Exception):
-    """The client disconnected before its request body was read."""
-
-
-@dataclass(slots=True)
-class Disconnect:
-    seen: bool = False
-
-
 class SimApp:
     def __init__(self, config: SimConfig) -> None:
         self.config = config
         self.metrics = SimMetrics()
         self.in_flight = 0
-        # Failures, delays' jitter and (without a seed) the text: one stream of numbers, so a
-        # seeded run replays the same sequence for the same order of requests.
-        self._rng = random.Random(config.seed)  # noqa: S311 (simulation, not security)
+        self._planner = Planner(config)
         self._models = frozenset(config.models)
         self._models_body = orjson.dumps(
             {"object": "list", "data": [self._model_card(name) for name in config.listed_models]}
@@ -92,7 +74,7 @@ class SimApp:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await run_lifespan(receive, send)
 
     # --- routing --------------------------------------------------------------------------------
 
@@ -104,27 +86,30 @@ class SimApp:
             if method == "POST":
                 await self._generation_route(path, handler, receive, send)
             else:
-                await self._error(send, ApiError(405, f"Method {method} not allowed on {path}"))
+                await send_error(send, ApiError(405, f"Method {method} not allowed on {path}"))
             return
         if method not in ("GET", "HEAD"):
             known = path in ("/health", "/metrics", MODELS) or path.startswith(MODELS + "/")
             status = 405 if known else 404
-            await self._error(send, ApiError(status, f"Method {method} not allowed on {path}"))
+            message = (
+                f"Method {method} not allowed on {path}" if known else f"Unknown route: {path}"
+            )
+            await send_error(send, ApiError(status, message))
         elif path == "/health":
-            await self._send(send, 200, b'{"status":"ok"}')
+            await send_body(send, 200, b'{"status":"ok"}')
         elif path == "/metrics":
             body = self.metrics.render()
-            await self._send(send, 200, body, [(b"content-type", METRICS_CONTENT_TYPE.encode())])
+            await send_body(send, 200, body, [(b"content-type", METRICS_CONTENT_TYPE.encode())])
         elif path == MODELS:
-            await self._send(send, 200, self._models_body)
+            await send_body(send, 200, self._models_body)
         elif path.startswith(MODELS + "/"):
             name = path[len(MODELS) + 1 :]
             if name in self.config.listed_models:
-                await self._send(send, 200, orjson.dumps(self._model_card(name)))
+                await send_body(send, 200, orjson.dumps(self._model_card(name)))
             else:
-                await self._error(send, model_not_found(name))
+                await send_error(send, model_not_found(name))
         else:
-            await self._error(send, ApiError(404, f"Unknown route: {method} {path}", code=None))
+            await send_error(send, ApiError(404, f"Unknown route: {method} {path}", code=None))
 
     async def _generation_route(
         self,
@@ -136,18 +121,18 @@ class SimApp:
         started = time.perf_counter()
         limit = self.config.max_concurrency
         if limit and self.in_flight >= limit:
-            await self._error(send, too_many_requests(limit, self.config.retry_after_s))
+            await send_error(send, too_many_requests(limit, self.config.retry_after_s))
             self.metrics.record_request(path, 429, time.perf_counter() - started)
             return
         self.in_flight += 1
         self.metrics.in_flight.inc()
         status = 500
         try:
-            body = await self._json_body(receive)
+            body = await read_json_object(receive, self.config.max_request_bytes)
             status = await handler(body, receive, send)
         except ApiError as error:
             status = error.status
-            await self._error(send, error)
+            await send_error(send, error)
         except ClientGone:
             status = CLIENT_GONE
             self.metrics.disconnects.inc()
@@ -176,7 +161,7 @@ class SimApp:
         dimensions = request.dimensions or self.config.embedding_dimensions
         payload, tokens = responses.embeddings(request, dimensions)
         self.metrics.prompt_tokens.inc(tokens)
-        await self._send(send, 200, orjson.dumps(payload))
+        await send_body(send, 200, orjson.dumps(payload))
         return 200
 
     async def _generate(
@@ -184,7 +169,7 @@ class SimApp:
     ) -> int:
         self._check_model(request.model)
         abort = self._maybe_fail(stream=request.stream)
-        choices = self._plan(request)
+        choices = self._planner.choices(request)
         self.metrics.prompt_tokens.inc(request.prompt_tokens)
         if not self._paced:
             return await self._answer(request, chat, choices, send, abort)
@@ -193,7 +178,7 @@ class SimApp:
         current = asyncio.current_task()
         assert current is not None  # noqa: S101 (always inside a task under an ASGI server)
         watcher = asyncio.get_running_loop().create_task(
-            self._watch_disconnect(receive, current, disconnect)
+            watch_disconnect(receive, current, disconnect)
         )
         try:
             return await self._answer(request, chat, choices, send, abort)
@@ -225,13 +210,13 @@ class SimApp:
     ) -> None:
         if self._paced:
             steps = max(len(choice.pieces) for choice in choices)
-            delay = self._ttft() + sum(self._itl() for _ in range(steps - 1))
+            delay = self._planner.ttft() + sum(self._planner.itl() for _ in range(steps - 1))
             await asyncio.sleep(delay)
         build = responses.chat_completion if chat else responses.text_completion
         created = int(time.time())
         payload = build(request.model, created, choices, request.prompt_tokens)
         self.metrics.completion_tokens.inc(payload["usage"]["completion_tokens"])
-        await self._send(send, 200, orjson.dumps(payload))
+        await send_body(send, 200, orjson.dumps(payload))
 
     async def _stream(
         self,
@@ -245,7 +230,7 @@ class SimApp:
         started = time.perf_counter()
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         loop = asyncio.get_running_loop()
-        due = loop.time() + self._ttft()
+        due = loop.time() + self._planner.ttft()
         steps = max(len(choice.pieces) for choice in choices)
         abort_at = steps // 2 if abort else -1
         pending: list[bytes] = []
@@ -260,7 +245,7 @@ class SimApp:
                 raise SimulatedAbort
             if self._paced:
                 if step:
-                    due += self._itl()
+                    due += self._planner.itl()
                 wait = due - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
@@ -304,135 +289,16 @@ class SimApp:
 
     def _maybe_fail(self, stream: bool) -> bool:
         """Raises the simulated 500, or returns True when this stream is to be cut mid-way."""
-        rate = self.config.failure_rate
-        if not rate or self._rng.random() >= rate:
+        if not self._planner.fails():
             return False
         if stream and self.config.failure_mode is FailureMode.ABORT:
             return True
         self.metrics.record_failure("error")
         raise simulated_failure()
 
-    def _plan(self, request: GenerationRequest) -> list[Choice]:
-        config = self.config
-        low, high = config.output_tokens_min, config.output_tokens_max
-        seed = request.seed if request.seed is not None else config.seed
-        choices: list[Choice] = []
-        for prompt in request.prompts:
-            for _ in range(request.n):
-                index = len(choices)
-                rng = (
-                    self._rng if seed is None else self._seeded(seed, request.model, index, prompt)
-                )
-                target = low if low == high else low + int(rng.random() * (high - low + 1))
-                count, reason = target, "stop"
-                if request.max_tokens is not None and (
-                    request.ignore_eos or request.max_tokens < target
-                ):
-                    count, reason = request.max_tokens, "length"
-                pieces = generate(config.text_source, rng, count, prompt.text)
-                choices.append(Choice(index, pieces, reason))
-        return choices
-
-    @staticmethod
-    def _seeded(seed: int, model: str, index: int, prompt: Prompt) -> random.Random:
-        # The same seed, model, choice and prompt give the same text, whatever the order of
-        # requests, streamed or not; a smaller max_tokens gives a prefix of it.
-        return random.Random(f"{seed}\x00{model}\x00{index}\x00{prompt.tokens}\x00{prompt.text}")  # noqa: S311
-
-    def _ttft(self) -> float:
-        return self._jittered(self.config.ttft_ms, self.config.ttft_jitter_ms)
-
-    def _itl(self) -> float:
-        return self._jittered(self.config.itl_ms, self.config.itl_jitter_ms)
-
-    def _jittered(self, base_ms: float, jitter_ms: float) -> float:
-        """Seconds, uniform in [base - jitter, base + jitter], never negative."""
-        if jitter_ms:
-            base_ms += (self._rng.random() * 2 - 1) * jitter_ms
-        return max(base_ms, 0.0) / 1000
-
-    # --- plumbing -------------------------------------------------------------------------------
-
-    async def _json_body(self, receive: Receive) -> dict[str, Any]:
-        limit = self.config.max_request_bytes
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        raw: bytes = message.get("body", b"")
-        if message.get("more_body", False):
-            parts = [raw]
-            size = len(raw)
-            while message.get("more_body", False):
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise ClientGone
-                parts.append(message.get("body", b""))
-                size += len(parts[-1])
-                if size > limit:
-                    break
-            raw = b"".join(parts)
-        if len(raw) > limit:
-            raise ApiError(413, f"The request body is larger than {limit} bytes.")
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            raise bad_request(f"The request body is not valid JSON: {error}") from None
-        if not isinstance(body, dict):
-            raise bad_request("The request body must be a JSON object.")
-        return body
-
-    @staticmethod
-    async def _watch_disconnect(
-        receive: Receive, task: asyncio.Task[Any], disconnect: Disconnect
-    ) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        disconnect.seen = True
-        task.cancel()
-
-    @staticmethod
-    async def _send(
-        send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-    ) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*(headers or JSON_HEADERS), (b"content-length", b"%d" % len(body))],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def _error(self, send: Send, error: ApiError) -> None:
-        headers = [*JSON_HEADERS, *error.headers]
-        await self._send(send, error.status, error.body(), headers)
-
     @staticmethod
     def _model_card(name: str) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": STARTED, "owned_by": "budapp-sim"}
-
-    @staticmethod
-    async def _lifespan(receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                quiet_simulated_aborts()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-
-
-class _DropSimulatedAborts(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], SimulatedAbort))
-
-
-def quiet_simulated_aborts() -> None:
-    """uvicorn logs every exception that ends a response; a planned abort is not an error."""
-    logger = logging.getLogger("uvicorn.error")
-    if not any(isinstance(f, _DropSimulatedAborts) for f in logger.filters):
-        logger.addFilter(_DropSimulatedAborts())
 
 
 def create_app(config: SimConfig | None = None) -> SimApp:
