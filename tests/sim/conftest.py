@@ -14,6 +14,7 @@ import httpx
 import openai
 import pytest
 import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
 
 from budapp.sim import SimApp, SimConfig, create_app
 
@@ -29,6 +30,18 @@ class RunningSim:
 
     def http(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of GET /metrics (0 when the series does not exist yet)."""
+        with self.http() as http:
+            text = http.get("/metrics").text
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        return 0.0
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -104,9 +105,20 @@ def test_failure_rate_one_answers_500_in_openais_shape(start_sim: SimFactory) ->
         assert http.get("/health").status_code == 200
 
 
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def test_abort_mode_cuts_streams_mid_way(start_sim: SimFactory) -> None:
     running = start_sim(failure_rate=1.0, failure_mode="abort", output_tokens_min=8,
                         output_tokens_max=8)  # fmt: skip
+    records = Records()
+    logging.getLogger("uvicorn.error").addHandler(records)
     received = b""
     body = {"model": "m", "messages": MESSAGES, "stream": True}
     with (  # noqa: PT012
@@ -123,6 +135,14 @@ def test_abort_mode_cuts_streams_mid_way(start_sim: SimFactory) -> None:
     # A request that does not stream gets the 500 instead.
     with pytest.raises(openai.InternalServerError):
         running.client().chat.completions.create(model="m", messages=MESSAGES)
+    logging.getLogger("uvicorn.error").removeHandler(records)
+    # A planned abort is not logged as an error of the application.
+    assert not [message for message in records.messages if "Exception" in message]
+    assert running.metric("budapp_sim_injected_failures_total", mode="abort") == 1
+    assert running.metric("budapp_sim_injected_failures_total", mode="error") == 1
+    assert (
+        running.metric("budapp_sim_requests_total", route="/v1/chat/completions", status="599") == 1
+    )
 
 
 def test_concurrency_limit_answers_429_with_retry_after(start_sim: SimFactory) -> None:
@@ -147,6 +167,9 @@ def test_concurrency_limit_answers_429_with_retry_after(start_sim: SimFactory) -
     assert_openai_error(caught.value.response, 429, "rate_limit_error")
     thread.join(10)
     assert first["usage"] is not None
+    assert (
+        running.metric("budapp_sim_requests_total", route="/v1/chat/completions", status="429") == 1
+    )
     # Free again once the first request is answered.
     running.client().chat.completions.create(model="m", messages=MESSAGES)
 

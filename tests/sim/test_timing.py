@@ -6,21 +6,10 @@ import time
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.sim.conftest import RunningSim, SimFactory
+from tests.sim.conftest import SimFactory
 
 MESSAGES = [{"role": "user", "content": "hi"}]
-
-
-def metric(running: RunningSim, name: str, **labels: str) -> float:
-    with running.http() as http:
-        text = http.get("/metrics").text
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
 
 
 def test_time_to_first_token_is_honoured(start_sim: SimFactory) -> None:
@@ -81,17 +70,16 @@ def test_a_client_that_leaves_stops_the_stream(start_sim: SimFactory) -> None:
 
     # 1000 tokens at 50 ms would take 50 s; the generation must stop as soon as the client left.
     deadline = time.monotonic() + 10
-    while running.app.in_flight or not metric(running, "budapp_sim_client_disconnects_total"):
+    while running.app.in_flight or not running.metric("budapp_sim_client_disconnects_total"):
         assert time.monotonic() < deadline, "the stream went on after its client left"
         time.sleep(0.05)
-    assert metric(running, "budapp_sim_tokens_total", kind="completion") < 100
+    assert running.metric("budapp_sim_tokens_total", kind="completion") < 100
     assert (
-        metric(running, "budapp_sim_requests_total", route="/v1/chat/completions", status="499")
-        == 1
+        running.metric("budapp_sim_requests_total", route="/v1/chat/completions", status="499") == 1
     )
-    produced = metric(running, "budapp_sim_tokens_total", kind="completion")
+    produced = running.metric("budapp_sim_tokens_total", kind="completion")
     time.sleep(0.3)
-    assert metric(running, "budapp_sim_tokens_total", kind="completion") == produced
+    assert running.metric("budapp_sim_tokens_total", kind="completion") == produced
 
 
 def test_a_client_that_leaves_a_delayed_answer_frees_its_slot(start_sim: SimFactory) -> None:
@@ -105,4 +93,4 @@ def test_a_client_that_leaves_a_delayed_answer_frees_its_slot(start_sim: SimFact
     while running.app.in_flight:
         assert time.monotonic() < deadline, "the request went on after its client left"
         time.sleep(0.05)
-    assert metric(running, "budapp_sim_client_disconnects_total") == 1
+    assert running.metric("budapp_sim_client_disconnects_total") == 1

@@ -67,8 +67,8 @@ class SimApp:
             COMPLETIONS: self._completions,
             EMBEDDINGS: self._embeddings,
         }
-        self._paced = config.ttft_ms > 0 or config.itl_ms > 0 or config.ttft_jitter_ms > 0
-        self._paced = self._paced or config.itl_jitter_ms > 0
+        delays = (config.ttft_ms, config.ttft_jitter_ms, config.itl_ms, config.itl_jitter_ms)
+        self._paced = any(delay > 0 for delay in delays)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
