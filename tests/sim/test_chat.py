@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import openai
 import orjson
+import pytest
 
 from budapp.sim.text import count_tokens
 from tests.sim.conftest import RunningSim, SimFactory
@@ -67,6 +69,14 @@ def test_ignore_eos_produces_exactly_max_tokens(sim: RunningSim) -> None:
     assert reply.usage is not None
     assert reply.usage.completion_tokens == 40
     assert reply.choices[0].finish_reason == "length"
+
+
+def test_ignore_eos_is_bounded(sim: RunningSim) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sim.client().chat.completions.create(
+            model="m", messages=MESSAGES, max_tokens=600_000, n=2, extra_body={"ignore_eos": True}
+        )
+    assert caught.value.param == "max_tokens"
 
 
 def test_n_gives_several_choices(sim: RunningSim) -> None:

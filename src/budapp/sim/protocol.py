@@ -13,6 +13,8 @@ from typing import Any
 from budapp.sim.errors import bad_request
 from budapp.sim.text import count_tokens
 
+MAX_TOKENS_PER_REQUEST = 1 << 20
+
 
 @dataclass(slots=True)
 class Prompt:
@@ -153,6 +155,14 @@ def _generation(body: dict[str, Any], prompts: list[Prompt], max_choices: int) -
         if not isinstance(options, dict):
             raise bad_request("stream_options must be an object", "stream_options")
         include_usage = _optional_bool(options, "include_usage")
+    ignore_eos = _optional_bool(body, "ignore_eos")
+    limit = max_completion_tokens if max_completion_tokens is not None else max_tokens
+    # Without ignore_eos the configured length bounds the output; with it, the request does.
+    if ignore_eos and limit is not None and limit * n * len(prompts) > MAX_TOKENS_PER_REQUEST:
+        raise bad_request(
+            f"ignore_eos: at most {MAX_TOKENS_PER_REQUEST} tokens per request (max_tokens x n)",
+            "max_tokens",
+        )
     seed = body.get("seed")
     if seed is not None and not _is_int(seed):
         raise bad_request("seed must be an integer", "seed")
@@ -160,8 +170,8 @@ def _generation(body: dict[str, Any], prompts: list[Prompt], max_choices: int) -
         model=model,
         prompts=prompts,
         n=n,
-        max_tokens=max_completion_tokens if max_completion_tokens is not None else max_tokens,
-        ignore_eos=_optional_bool(body, "ignore_eos"),
+        max_tokens=limit,
+        ignore_eos=ignore_eos,
         stream=stream,
         include_usage=include_usage,
         seed=seed,
