@@ -37,6 +37,9 @@ DURATION = os.environ.get("BENCH_DURATION", "10s")
 WARMUP = os.environ.get("BENCH_WARMUP", "3s")
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+# Scheduling priority of the server and wrk, as in run.sh: on a shared machine, e.g. -10 (root)
+# keeps other jobs from disturbing the measurement as much.
+NICE = ["nice", "-n", os.environ.get("BENCH_NICE", "0")]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 CHAT = {"model": "sim", "messages": [{"role": "user", "content": "Hello, how are you today?"}]}
@@ -105,7 +108,7 @@ def start(options: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BUDAPP_SIM_")}
     command = [str(SCRIPT), "--host", HOST, "--port", str(PORT), "--log-level", "warning"]
     process = subprocess.Popen(  # noqa: S603
-        [*command, *options], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+        [*NICE, *command, *options], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -132,7 +135,7 @@ def check(scenario: Scenario) -> None:
 
 def wrk(scenario: Scenario, duration: str, output: Path | None) -> str:
     command = [
-        "wrk", "-t1", f"-c{scenario.connections}", f"-d{duration}", "--latency",
+        *NICE, "wrk", "-t1", f"-c{scenario.connections}", f"-d{duration}", "--latency",
         "--timeout", "10s", "-s", str(LUA), f"http://{HOST}:{PORT}{scenario.path}",
     ]  # fmt: skip
     env = {**os.environ, "SIM_BODY": json.dumps(scenario.body)}
@@ -199,7 +202,8 @@ def markdown(results: dict[str, dict[str, object]], background: float, command: 
         f"- machine: {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}",
         f"- {packages}; {wrk_version.stdout.splitlines()[0].split(' Copyright')[0]}",
         f"- command: `{command}` (wrk -t1 -d{DURATION} --latency, best of {REPEAT} runs after a "
-        f"{WARMUP} warm-up; one budapp-sim process, one uvicorn worker; wrk on the other core)",
+        f"{WARMUP} warm-up; one budapp-sim process, one uvicorn worker; wrk on the other core; "
+        f"nice {NICE[-1]})",
         f"- background CPU load before the runs: {background:.1f}% of the machine",
         "",
         "| scenario | connections | req/s | p50 | p99 | server CPU | server CPU ms/req | "
@@ -235,7 +239,11 @@ def main() -> None:
     results = {scenario.name: measure(scenario) for scenario in chosen}
     if args.only:
         SCENARIOS[:] = chosen
-    table = markdown(results, background, "benchmarks/sim.sh")
+    knobs = ("BENCH_NICE", "BENCH_REPEAT", "BENCH_CONNECTIONS", "BENCH_WARMUP", "BENCH_DURATION")
+    command = " ".join(
+        [*(f"{k}={os.environ[k]}" for k in knobs if k in os.environ), "benchmarks/sim.sh"]
+    )
+    table = markdown(results, background, command)
     (OUT / "results.md").write_text(table)
     print(table)
     if args.record:

@@ -6,7 +6,8 @@
 #   benchmarks/sim.sh --only chat         # one scenario (not recordable)
 #
 # Knobs: BENCH_PORT (9391), BENCH_DURATION (10s), BENCH_WARMUP (3s), BENCH_CONNECTIONS (32),
-# BENCH_REPEAT (3). Outputs in benchmarks/out/sim/. See benchmarks/README.md.
+# BENCH_REPEAT (3), BENCH_NICE (0; e.g. -10 as root on a shared machine).
+# Outputs in benchmarks/out/sim/. See benchmarks/README.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
