@@ -260,6 +260,9 @@ class SimApp:
                 pending.clear()
                 self.metrics.completion_tokens.inc(produced)
                 produced = 0
+                # A late token (a busy loop) does not make the next ones burst to catch up:
+                # every gap is at least one ITL, as from a runtime that is simply slower.
+                due = max(due, loop.time())
         if request.include_usage:
             total = sum(len(choice.pieces) for choice in choices)
             pending.append(encoder.usage(request.prompt_tokens, total))
