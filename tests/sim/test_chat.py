@@ -167,3 +167,12 @@ def test_stream_with_several_choices_finishes_each(sim: RunningSim) -> None:
             finished.add(choice.index)
     assert finished == {0, 1}
     assert [count_tokens(text) for text in texts.values()] == [3, 3]
+
+
+def test_a_large_prompt_arriving_in_pieces_is_read_whole(sim: RunningSim) -> None:
+    words = "word " * 200_000  # 1 MB: uvicorn hands it over in several body messages
+    reply = sim.client().chat.completions.create(
+        model="m", messages=[{"role": "user", "content": words}], max_tokens=1
+    )
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens == 200_000
