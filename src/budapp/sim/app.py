@@ -1,0 +1,308 @@
+"""The simulator as a raw ASGI application: no framework between uvicorn and the handlers.
+
+A load test of the gateway measures the gateway, so the simulator must cost as little as
+possible per request: routes are a dict lookup, bodies are parsed with orjson and checked by
+hand (protocol.py), and a stream's chunk envelope is encoded once (responses.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from budapp.sim import responses
+from budapp.sim.asgi import (
+    SSE_HEADERS,
+    ClientGone,
+    Disconnect,
+    Receive,
+    Scope,
+    Send,
+    read_json_object,
+    run_lifespan,
+    send_body,
+    send_error,
+    watch_disconnect,
+)
+from budapp.sim.config import FailureMode, SimConfig
+from budapp.sim.errors import (
+    ApiError,
+    SimulatedAbort,
+    model_not_found,
+    simulated_failure,
+    too_many_requests,
+)
+from budapp.sim.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from budapp.sim.metrics import SimMetrics
+from budapp.sim.planning import Planner
+from budapp.sim.protocol import GenerationRequest, parse_chat, parse_completion, parse_embedding
+from budapp.sim.responses import Choice, ChunkEncoder
+
+CLIENT_GONE = 499  # the status recorded for a request whose client went away (nginx's code)
+ABORTED = 599  # recorded for a stream cut on purpose by the `abort` failure mode
+STARTED = int(time.time())  # `created` of the listed models
+
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+EMBEDDINGS = "/v1/embeddings"
+MODELS = "/v1/models"
+
+
+class SimApp:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.metrics = SimMetrics()
+        self.in_flight = 0
+        self._planner = Planner(config)
+        self._models = frozenset(config.models)
+        self._models_body = orjson.dumps(
+            {"object": "list", "data": [self._model_card(name) for name in config.listed_models]}
+        )
+        self._posts: dict[str, Callable[[dict[str, Any], Receive, Send], Awaitable[int]]] = {
+            CHAT: self._chat,
+            COMPLETIONS: self._completions,
+            EMBEDDINGS: self._embeddings,
+        }
+        delays = (config.ttft_ms, config.ttft_jitter_ms, config.itl_ms, config.itl_jitter_ms)
+        self._paced = any(delay > 0 for delay in delays)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await run_lifespan(receive, send)
+
+    # --- routing --------------------------------------------------------------------------------
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        handler = self._posts.get(path)
+        if handler is not None:
+            if method == "POST":
+                await self._generation_route(path, handler, receive, send)
+            else:
+                await send_error(send, ApiError(405, f"Method {method} not allowed on {path}"))
+            return
+        if method not in ("GET", "HEAD"):
+            known = path in ("/health", "/metrics", MODELS) or path.startswith(MODELS + "/")
+            status = 405 if known else 404
+            message = (
+                f"Method {method} not allowed on {path}" if known else f"Unknown route: {path}"
+            )
+            await send_error(send, ApiError(status, message))
+        elif path == "/health":
+            await send_body(send, 200, b'{"status":"ok"}')
+        elif path == "/metrics":
+            body = self.metrics.render()
+            await send_body(send, 200, body, [(b"content-type", METRICS_CONTENT_TYPE.encode())])
+        elif path == MODELS:
+            await send_body(send, 200, self._models_body)
+        elif path.startswith(MODELS + "/"):
+            name = path[len(MODELS) + 1 :]
+            if name in self.config.listed_models:
+                await send_body(send, 200, orjson.dumps(self._model_card(name)))
+            else:
+                await send_error(send, model_not_found(name))
+        else:
+            await send_error(send, ApiError(404, f"Unknown route: {method} {path}", code=None))
+
+    async def _generation_route(
+        self,
+        path: str,
+        handler: Callable[[dict[str, Any], Receive, Send], Awaitable[int]],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        started = time.perf_counter()
+        limit = self.config.max_concurrency
+        if limit and self.in_flight >= limit:
+            await send_error(send, too_many_requests(limit, self.config.retry_after_s))
+            self.metrics.record_request(path, 429, time.perf_counter() - started)
+            return
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        status = 500
+        try:
+            body = await read_json_object(receive, self.config.max_request_bytes)
+            status = await handler(body, receive, send)
+        except ApiError as error:
+            status = error.status
+            await send_error(send, error)
+        except ClientGone:
+            status = CLIENT_GONE
+            self.metrics.disconnects.inc()
+        except SimulatedAbort:
+            status = ABORTED
+            raise
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()
+            self.metrics.record_request(path, status, time.perf_counter() - started)
+
+    # --- handlers -------------------------------------------------------------------------------
+
+    async def _chat(self, body: dict[str, Any], receive: Receive, send: Send) -> int:
+        request = parse_chat(body, self.config.max_choices)
+        return await self._generate(request, True, receive, send)
+
+    async def _completions(self, body: dict[str, Any], receive: Receive, send: Send) -> int:
+        request = parse_completion(body, self.config.max_choices)
+        return await self._generate(request, False, receive, send)
+
+    async def _embeddings(self, body: dict[str, Any], _receive: Receive, send: Send) -> int:
+        request = parse_embedding(body)
+        self._check_model(request.model)
+        self._maybe_fail(stream=False)
+        dimensions = request.dimensions or self.config.embedding_dimensions
+        payload, tokens = responses.embeddings(request, dimensions)
+        self.metrics.prompt_tokens.inc(tokens)
+        await send_body(send, 200, orjson.dumps(payload))
+        return 200
+
+    async def _generate(
+        self, request: GenerationRequest, chat: bool, receive: Receive, send: Send
+    ) -> int:
+        self._check_model(request.model)
+        abort = self._maybe_fail(stream=request.stream)
+        choices = self._planner.choices(request)
+        self.metrics.prompt_tokens.inc(request.prompt_tokens)
+        if not self._paced:
+            return await self._answer(request, chat, choices, send, abort)
+        # A client that goes away stops the generation: the watcher cancels this task.
+        disconnect = Disconnect()
+        current = asyncio.current_task()
+        assert current is not None  # noqa: S101 (always inside a task under an ASGI server)
+        watcher = asyncio.get_running_loop().create_task(
+            watch_disconnect(receive, current, disconnect)
+        )
+        try:
+            return await self._answer(request, chat, choices, send, abort)
+        except asyncio.CancelledError:
+            if not disconnect.seen:
+                raise
+            current.uncancel()
+            self.metrics.disconnects.inc()
+            return CLIENT_GONE
+        finally:
+            watcher.cancel()
+
+    async def _answer(
+        self,
+        request: GenerationRequest,
+        chat: bool,
+        choices: list[Choice],
+        send: Send,
+        abort: bool,
+    ) -> int:
+        if request.stream:
+            await self._stream(request, chat, choices, send, abort)
+        else:
+            await self._complete(request, chat, choices, send)
+        return 200
+
+    async def _complete(
+        self, request: GenerationRequest, chat: bool, choices: list[Choice], send: Send
+    ) -> None:
+        if self._paced:
+            steps = max(len(choice.pieces) for choice in choices)
+            delay = self._planner.ttft() + sum(self._planner.itl() for _ in range(steps - 1))
+            await asyncio.sleep(delay)
+        build = responses.chat_completion if chat else responses.text_completion
+        created = int(time.time())
+        payload = build(request.model, created, choices, request.prompt_tokens)
+        self.metrics.completion_tokens.inc(payload["usage"]["completion_tokens"])
+        await send_body(send, 200, orjson.dumps(payload))
+
+    async def _stream(
+        self,
+        request: GenerationRequest,
+        chat: bool,
+        choices: list[Choice],
+        send: Send,
+        abort: bool,
+    ) -> None:
+        encoder = ChunkEncoder(chat, request.model, int(time.time()), request.include_usage)
+        started = time.perf_counter()
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        loop = asyncio.get_running_loop()
+        due = loop.time() + self._planner.ttft()
+        steps = max(len(choice.pieces) for choice in choices)
+        abort_at = steps // 2 if abort else -1
+        pending: list[bytes] = []
+        produced = 0
+        for step in range(steps):
+            if step == abort_at:
+                if pending:
+                    await send(
+                        {"type": "http.response.body", "body": b"".join(pending), "more_body": True}
+                    )
+                self.metrics.record_failure("abort")
+                raise SimulatedAbort
+            if self._paced:
+                if step:
+                    due += self._planner.itl()
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            produced += self._step(encoder, choices, step, pending)
+            if step == 0:
+                self.metrics.time_to_first_token.observe(time.perf_counter() - started)
+            # Unpaced, there is no pace to show: the chunks leave together at the end.
+            if self._paced:
+                await send(
+                    {"type": "http.response.body", "body": b"".join(pending), "more_body": True}
+                )
+                pending.clear()
+                self.metrics.completion_tokens.inc(produced)
+                produced = 0
+                # A late token (a busy loop) does not make the next ones burst to catch up:
+                # every gap is at least one ITL, as from a runtime that is simply slower.
+                due = max(due, loop.time())
+        if request.include_usage:
+            total = sum(len(choice.pieces) for choice in choices)
+            pending.append(encoder.usage(request.prompt_tokens, total))
+        pending.append(responses.DONE)
+        self.metrics.completion_tokens.inc(produced)
+        await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
+
+    @staticmethod
+    def _step(encoder: ChunkEncoder, choices: list[Choice], step: int, out: list[bytes]) -> int:
+        """Appends each choice's chunks for this step; returns how many tokens they carry."""
+        produced = 0
+        for choice in choices:
+            if step == 0 and encoder.chat:
+                out.append(encoder.role(choice.index))
+            if step < len(choice.pieces):
+                out.append(encoder.piece(choice.index, choice.pieces[step]))
+                produced += 1
+                if step + 1 == len(choice.pieces):
+                    out.append(encoder.finish(choice.index, choice.finish_reason))
+        return produced
+
+    # --- rules ----------------------------------------------------------------------------------
+
+    def _check_model(self, model: str) -> None:
+        if self._models and model not in self._models:
+            raise model_not_found(model)
+
+    def _maybe_fail(self, stream: bool) -> bool:
+        """Raises the simulated 500, or returns True when this stream is to be cut mid-way."""
+        if not self._planner.fails():
+            return False
+        if stream and self.config.failure_mode is FailureMode.ABORT:
+            return True
+        self.metrics.record_failure("error")
+        raise simulated_failure()
+
+    @staticmethod
+    def _model_card(name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": STARTED, "owned_by": "budapp-sim"}
+
+
+def create_app(config: SimConfig | None = None) -> SimApp:
+    return SimApp(config or SimConfig())
