@@ -16,14 +16,15 @@ import psutil
 import pytest
 
 from budapp.adapters.clusters import logfiles
-from budapp.adapters.clusters.base import RuntimeSpec, RuntimeState
-from budapp.adapters.clusters.catalog import TemplateError
-from budapp.adapters.clusters.processes import ProcessRecord, StateFile
-from budapp.adapters.clusters.supervisor import (
+from budapp.adapters.clusters.base import (
     RuntimeConflict,
-    RuntimeSupervisor,
+    RuntimeSpec,
+    RuntimeState,
     UnknownRuntime,
 )
+from budapp.adapters.clusters.catalog import TemplateError
+from budapp.adapters.clusters.processes import ProcessRecord, StateFile
+from budapp.adapters.clusters.supervisor import RuntimeSupervisor
 from tests.adapters.clusters.conftest import (
     FIXTURES,
     Recorder,

@@ -21,6 +21,14 @@ class ClusterUnreachable(ProviderError):
     """The provider could not be reached at all (connection refused, timeout, 5xx)."""
 
 
+class UnknownRuntime(ProviderError):
+    """No runtime with this id on the cluster."""
+
+
+class RuntimeConflict(ProviderError):
+    """A runtime id already runs with a different spec."""
+
+
 class _Contract(BaseModel):
     # Providers may send more than budapp reads; it keeps only what it knows.
     model_config = ConfigDict(extra="ignore", frozen=True)

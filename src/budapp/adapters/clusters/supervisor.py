@@ -31,9 +31,11 @@ from budapp.adapters.clusters import logfiles, processes
 from budapp.adapters.clusters.base import (
     RUNTIME_ID,
     ProviderError,
+    RuntimeConflict,
     RuntimeSpec,
     RuntimeState,
     RuntimeStatus,
+    UnknownRuntime,
 )
 from budapp.adapters.clusters.catalog import RuntimeTemplate, TemplateCatalog
 from budapp.adapters.clusters.processes import ProcessRecord, StateFile
@@ -45,14 +47,6 @@ StatusListener = Callable[[RuntimeStatus], Awaitable[None]]
 _SETTLED = frozenset({RuntimeState.RUNNING, RuntimeState.FAILED, RuntimeState.STOPPED})
 _ACTIVE = frozenset({RuntimeState.STARTING, RuntimeState.RUNNING, RuntimeState.RESTARTING})
 _FAILURE_LOG_LINES = 20
-
-
-class RuntimeConflict(ProviderError):
-    """A runtime id already runs with a different spec."""
-
-
-class UnknownRuntime(ProviderError):
-    pass
 
 
 @dataclass(frozen=True)
