@@ -29,6 +29,7 @@ TABLES = {
     "audit_chain_head",
     "credentials",
     "api_keys",
+    "clusters",
 }
 
 

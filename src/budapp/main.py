@@ -14,6 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp import __version__
 from budapp.adapters.cache import create_window_counter
+from budapp.adapters.clusters import ClusterConnector, RuntimeSpec
+from budapp.adapters.clusters.catalog import SHIPPED, TemplateCatalog
+from budapp.adapters.clusters.local import LocalProvider
+from budapp.adapters.clusters.supervisor import (
+    RestartPolicy,
+    RuntimeSupervisor,
+    SupervisorConfig,
+)
 from budapp.adapters.events import create_event_bus
 from budapp.api_keys.resolver import ApiKeyResolver
 from budapp.api_keys.router import router as api_keys_router
@@ -24,6 +32,8 @@ from budapp.auth.service import TokenAuthenticator
 from budapp.auth.throttle import LoginThrottle
 from budapp.auth.tokens import TokenIssuer
 from budapp.bootstrap import ensure_initial_admin
+from budapp.clusters.router import router as clusters_router
+from budapp.clusters.service import clusters_of_organization, ensure_local_cluster
 from budapp.core import migrate
 from budapp.core.db import create_engine, create_session_factory
 from budapp.core.errors import BudappError
@@ -78,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
         credentials_router,
         api_keys_router,
+        clusters_router,
     ):
         api.include_router(router)
     app.include_router(api)
@@ -101,9 +112,57 @@ def _reference_guard() -> ReferenceGuard:
     references = ReferenceGuard()
     references.register("organization", users_in_organization)
     references.register("organization", projects_in_organization)
+    references.register("organization", clusters_of_organization)
     references.register("project", credentials_of_project)
     references.register("project", active_keys_of_project)
     return references
+
+
+def _runtime_supervisor(settings: Settings) -> RuntimeSupervisor:
+    extra = [settings.runtime_templates_dir] if settings.runtime_templates_dir else []
+    config = SupervisorConfig(
+        runtime_dir=settings.resolved_runtime_dir,
+        host=settings.runtime_host,
+        port_range=(settings.runtime_port_min, settings.runtime_port_max),
+        restart=RestartPolicy(
+            max_restarts=settings.runtime_max_restarts,
+            window_seconds=settings.runtime_restart_window_seconds,
+            backoff_initial_seconds=settings.runtime_backoff_initial_seconds,
+            backoff_max_seconds=settings.runtime_backoff_max_seconds,
+        ),
+        stop_grace_seconds=settings.runtime_stop_grace_seconds,
+        log_max_bytes=settings.runtime_log_max_bytes,
+        log_backups=settings.runtime_log_backups,
+    )
+    return RuntimeSupervisor(config, TemplateCatalog.load([SHIPPED, *extra]))
+
+
+async def _desired_runtimes(app: FastAPI) -> list[RuntimeSpec]:
+    """What the database says should run on this host. The endpoints domain replaces this
+    with its deployed replicas; until then nothing should, and whatever a previous budapp
+    process left running is stopped."""
+    del app
+    return []
+
+
+async def _start_clusters(app: FastAPI, settings: Settings) -> None:
+    state = app.state
+    state.runtime_supervisor = _runtime_supervisor(settings)
+    await state.runtime_supervisor.open()
+    local = LocalProvider(state.runtime_supervisor, nvidia_smi=settings.nvidia_smi)
+    state.cluster_connector = ClusterConnector(
+        local, timeout=settings.cluster_request_timeout_seconds
+    )
+    await state.runtime_supervisor.reconcile(await _desired_runtimes(app))
+    if settings.should_register_local_cluster:
+        await ensure_local_cluster(
+            state.session_factory,
+            organization_name=settings.default_organization,
+            cluster_name=settings.local_cluster_name,
+            keyring=state.vault.keyring,
+            connector=state.cluster_connector,
+            references=state.references,
+        )
 
 
 @asynccontextmanager
@@ -169,10 +228,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             file=sys.stderr,
             flush=True,
         )
+    await _start_clusters(app, settings)
     log.info("budapp_started", database=engine.url.get_backend_name(), prefix=settings.api_prefix)
     try:
         yield
     finally:
+        await state.runtime_supervisor.close(stop_runtimes=settings.runtime_stop_on_shutdown)
         await state.api_key_resolver.close()
         await state.event_bus.close()
         await state.window_counter.close()

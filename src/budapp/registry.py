@@ -3,6 +3,7 @@
 from budapp.api_keys.models import ApiKey
 from budapp.audit.models import AuditChainHead, AuditRecord
 from budapp.auth.models import AuthSession, RefreshToken
+from budapp.clusters.models import Cluster
 from budapp.core.db import Base
 from budapp.credentials.models import Credential
 from budapp.organizations.models import Organization
@@ -16,6 +17,7 @@ __all__ = [
     "AuditChainHead",
     "AuditRecord",
     "AuthSession",
+    "Cluster",
     "Credential",
     "Organization",
     "Project",
