@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.audit.schemas import VerifyRequest, VerifyResult
 from budapp.audit.service import AuditService
+from budapp.clusters.service import cluster_key_ids_in_use, reseal_cluster_tokens
 from budapp.core import migrate
 from budapp.core.auth import system_scope
 from budapp.core.db import create_engine, create_session_factory
@@ -127,6 +128,7 @@ async def rotate_keys(
     try:
         factory = create_session_factory(engine)
         report = await reencrypt_all(factory, keyring, progress=progress)
+        await reseal_cluster_tokens(factory, keyring)
     finally:
         await engine.dispose()
     return keyring.primary, report
@@ -147,6 +149,8 @@ async def retire_key(settings: Settings, key_id: str) -> None:
         async with create_session_factory(engine)() as session:
             if key_id in await key_ids_in_use(session):
                 raise Conflict(f"Credentials are still sealed with {key_id}; run keys rotate")
+            if key_id in await cluster_key_ids_in_use(session):
+                raise Conflict(f"Cluster tokens are still sealed with {key_id}; run keys rotate")
     finally:
         await engine.dispose()
     keys = {kid: keyring.key_bytes(kid) for kid in keyring.key_ids if kid != key_id}

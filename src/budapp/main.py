@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.trusted_networks = parse_networks(settings.trusted_proxies)
     app.state.references = _reference_guard()
+    app.state.desired_runtimes = _no_runtimes
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
@@ -137,11 +138,11 @@ def _runtime_supervisor(settings: Settings) -> RuntimeSupervisor:
     return RuntimeSupervisor(config, TemplateCatalog.load([SHIPPED, *extra]))
 
 
-async def _desired_runtimes(app: FastAPI) -> list[RuntimeSpec]:
-    """What the database says should run on this host. The endpoints domain replaces this
-    with its deployed replicas; until then nothing should, and whatever a previous budapp
-    process left running is stopped."""
-    del app
+async def _no_runtimes(factory: async_sessionmaker[AsyncSession]) -> list[RuntimeSpec]:
+    """What the database says should run on this host: the endpoints domain puts its own
+    function (its deployed replicas) in `app.state.desired_runtimes`. Until then nothing
+    should, and whatever a previous budapp process left running is stopped at start."""
+    del factory
     return []
 
 
@@ -153,7 +154,8 @@ async def _start_clusters(app: FastAPI, settings: Settings) -> None:
     state.cluster_connector = ClusterConnector(
         local, timeout=settings.cluster_request_timeout_seconds
     )
-    await state.runtime_supervisor.reconcile(await _desired_runtimes(app))
+    desired = await state.desired_runtimes(state.session_factory)
+    await state.runtime_supervisor.reconcile(desired)
     if settings.should_register_local_cluster:
         await ensure_local_cluster(
             state.session_factory,

@@ -56,5 +56,16 @@ class ClusterRepository:
         )
         return int(await self.session.scalar(statement) or 0)
 
+    async def key_ids_in_use(self) -> list[str]:
+        statement = select(Cluster.key_id).where(Cluster.ciphertext.is_not(None)).distinct()
+        return [key_id for key_id in (await self.session.scalars(statement)).all() if key_id]
+
+    async def sealed_with_other_keys(self, primary: str) -> list[Cluster]:
+        # Clusters are few (tens): one batch, unlike credentials.
+        statement = select(Cluster).where(
+            Cluster.ciphertext.is_not(None), Cluster.key_id != primary
+        )
+        return list((await self.session.scalars(statement.with_for_update())).all())
+
     def add(self, cluster: Cluster) -> None:
         self.session.add(cluster)

@@ -294,6 +294,32 @@ async def ensure_local_cluster(
     return True
 
 
+async def reseal_cluster_tokens(factory: async_sessionmaker[AsyncSession], keyring: Keyring) -> int:
+    """Re-seals the budcluster tokens under the primary key (part of `budapp keys rotate`).
+    Tokens that cannot be opened are left as they are and logged."""
+    resealed = 0
+    async with factory() as session:
+        for cluster in await ClusterRepository(session).sealed_with_other_keys(keyring.primary):
+            if cluster.key_id is None or cluster.ciphertext is None:
+                continue
+            try:
+                plaintext = keyring.open(
+                    Sealed(cluster.key_id, cluster.ciphertext), _associated(cluster.id)
+                )
+            except DecryptionError as exc:
+                log.error("cluster_tokens_unreadable", cluster_id=str(cluster.id), error=str(exc))
+                continue
+            sealed = keyring.seal(plaintext, _associated(cluster.id))
+            cluster.key_id, cluster.ciphertext = sealed.key_id, sealed.ciphertext
+            resealed += 1
+        await session.commit()
+    return resealed
+
+
+async def cluster_key_ids_in_use(session: AsyncSession) -> list[str]:
+    return await ClusterRepository(session).key_ids_in_use()
+
+
 async def clusters_of_organization(session: AsyncSession, organization_id: uuid.UUID) -> str | None:
     count = await ClusterRepository(session).count_in_organization(organization_id)
     return f"{count} cluster(s)" if count else None

@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from budapp.adapters.clusters import logfiles
+from budapp.adapters.clusters import logfiles, processes
 from budapp.adapters.clusters.base import (
     RuntimeConflict,
     RuntimeSpec,
@@ -23,7 +23,7 @@ from budapp.adapters.clusters.base import (
     UnknownRuntime,
 )
 from budapp.adapters.clusters.catalog import TemplateError
-from budapp.adapters.clusters.processes import ProcessRecord, StateFile
+from budapp.adapters.clusters.processes import MARK_VARIABLE, ProcessRecord, StateFile
 from budapp.adapters.clusters.supervisor import RuntimeSupervisor
 from tests.adapters.clusters.conftest import (
     FIXTURES,
@@ -360,3 +360,30 @@ async def test_close_can_leave_runtimes_for_the_next_process(
     finally:
         await second.close()
     assert gone(status.pid)
+
+
+async def test_reconcile_kills_a_marked_orphan_whose_template_is_gone(
+    runtime_dir: Path, templates: Path
+) -> None:
+    runtime_dir.mkdir(parents=True)  # noqa: ASYNC240
+    env = {**os.environ, MARK_VARIABLE: "orphan-mark"}
+    orphan = processes.spawn(
+        [sys.executable, "-c", "import time; time.sleep(60)"], env, runtime_dir / "o.log"
+    )
+    created = psutil.Process(orphan.pid).create_time()
+    record = ProcessRecord(
+        spec=RuntimeSpec(runtime_id="o", template="removed", model_name="m"),
+        pid=orphan.pid,
+        create_time=created,
+        mark="orphan-mark",
+        port=1,
+    )
+    StateFile(runtime_dir / "state.json").save({"o": record})
+    supervisor = RuntimeSupervisor(make_config(runtime_dir), catalog_for(templates))
+    await supervisor.open()
+    try:
+        report = await supervisor.reconcile([])
+    finally:
+        await supervisor.close()
+    assert report.killed == ["o"]
+    assert orphan.wait(timeout=5) == -signal.SIGTERM

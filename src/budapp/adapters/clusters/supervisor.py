@@ -47,6 +47,9 @@ StatusListener = Callable[[RuntimeStatus], Awaitable[None]]
 _SETTLED = frozenset({RuntimeState.RUNNING, RuntimeState.FAILED, RuntimeState.STOPPED})
 _ACTIVE = frozenset({RuntimeState.STARTING, RuntimeState.RUNNING, RuntimeState.RESTARTING})
 _FAILURE_LOG_LINES = 20
+# Stands for the template of a runtime that is only ever ended, never launched: its own
+# template may have been removed since it was started.
+_ORPHAN = RuntimeTemplate(name="orphan", command=["orphan"])
 
 
 @dataclass(frozen=True)
@@ -362,7 +365,7 @@ class RuntimeSupervisor:
             return True
         # A pid whose create time or mark differs is someone else's now: only processes
         # still carrying this runtime's mark in its group are killed.
-        orphan = _Runtime(record.spec, self.catalog.get(record.spec.template), port=record.port)
+        orphan = _Runtime(record.spec, _ORPHAN, port=record.port)
         orphan.mark = record.mark
         if alive:
             orphan.pid, orphan.create_time = record.pid, record.create_time
