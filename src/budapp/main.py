@@ -17,6 +17,7 @@ from budapp.adapters.cache import create_window_counter
 from budapp.adapters.clusters import ClusterConnector, RuntimeSpec
 from budapp.adapters.clusters.catalog import SHIPPED, TemplateCatalog
 from budapp.adapters.clusters.local import LocalProvider
+from budapp.adapters.clusters.processes import SupervisorBusy
 from budapp.adapters.clusters.supervisor import (
     RestartPolicy,
     RuntimeSupervisor,
@@ -148,14 +149,23 @@ async def _no_runtimes(factory: async_sessionmaker[AsyncSession]) -> list[Runtim
 
 async def _start_clusters(app: FastAPI, settings: Settings) -> None:
     state = app.state
-    state.runtime_supervisor = _runtime_supervisor(settings)
-    await state.runtime_supervisor.open()
-    local = LocalProvider(state.runtime_supervisor, nvidia_smi=settings.nvidia_smi)
+    supervisor = _runtime_supervisor(settings)
+    try:
+        await supervisor.open()
+    except SupervisorBusy as exc:
+        # `serve --workers N`: the first worker runs the local runtimes; the others cannot.
+        log.warning("local_provider_disabled", reason=str(exc))
+        state.runtime_supervisor = None
+        state.cluster_connector = ClusterConnector(
+            None, timeout=settings.cluster_request_timeout_seconds
+        )
+        return
+    state.runtime_supervisor = supervisor
+    local = LocalProvider(supervisor, nvidia_smi=settings.nvidia_smi)
     state.cluster_connector = ClusterConnector(
         local, timeout=settings.cluster_request_timeout_seconds
     )
-    desired = await state.desired_runtimes(state.session_factory)
-    await state.runtime_supervisor.reconcile(desired)
+    await supervisor.reconcile(await state.desired_runtimes(state.session_factory))
     if settings.should_register_local_cluster:
         await ensure_local_cluster(
             state.session_factory,
@@ -235,7 +245,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await state.runtime_supervisor.close(stop_runtimes=settings.runtime_stop_on_shutdown)
+        if state.runtime_supervisor is not None:
+            await state.runtime_supervisor.close(stop_runtimes=settings.runtime_stop_on_shutdown)
         await state.api_key_resolver.close()
         await state.event_bus.close()
         await state.window_counter.close()

@@ -23,7 +23,12 @@ from budapp.adapters.clusters.base import (
     UnknownRuntime,
 )
 from budapp.adapters.clusters.catalog import TemplateError
-from budapp.adapters.clusters.processes import MARK_VARIABLE, ProcessRecord, StateFile
+from budapp.adapters.clusters.processes import (
+    MARK_VARIABLE,
+    ProcessRecord,
+    StateFile,
+    SupervisorBusy,
+)
 from budapp.adapters.clusters.supervisor import RuntimeSupervisor
 from tests.adapters.clusters.conftest import (
     FIXTURES,
@@ -387,3 +392,14 @@ async def test_reconcile_kills_a_marked_orphan_whose_template_is_gone(
         await supervisor.close()
     assert report.killed == ["o"]
     assert orphan.wait(timeout=5) == -signal.SIGTERM
+
+
+async def test_one_supervisor_per_runtime_directory(
+    supervisor: RuntimeSupervisor, runtime_dir: Path, templates: Path
+) -> None:
+    second = RuntimeSupervisor(make_config(runtime_dir), catalog_for(templates))
+    with pytest.raises(SupervisorBusy, match="another budapp process"):
+        await second.open()
+    await supervisor.close()
+    await second.open()
+    await second.close()

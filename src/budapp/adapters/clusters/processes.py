@@ -8,6 +8,7 @@ whatever holds it now would hit an innocent process."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -16,11 +17,12 @@ import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 import psutil
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from budapp.adapters.clusters.base import RuntimeSpec
+from budapp.adapters.clusters.base import ProviderError, RuntimeSpec
 
 MARK_VARIABLE = "BUDAPP_RUNTIME_MARK"
 # /proc start times are in clock ticks (10 ms); psutil derives the same float every time.
@@ -65,6 +67,24 @@ class StateFile:
         payload = {key: record.model_dump(mode="json") for key, record in records.items()}
         temporary.write_text(json.dumps(payload, indent=1), encoding="utf-8")
         os.replace(temporary, self.path)
+
+
+class SupervisorBusy(ProviderError):
+    """Another process already supervises runtimes in this directory."""
+
+
+def lock_directory(directory: Path) -> IO[bytes]:
+    """An exclusive lock on `<directory>/supervisor.lock`, held while the returned file is
+    open (released by the kernel if the process dies)."""
+    handle = (directory / "supervisor.lock").open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SupervisorBusy(
+            f"another budapp process supervises the runtimes in {directory}"
+        ) from None
+    return handle
 
 
 def spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:

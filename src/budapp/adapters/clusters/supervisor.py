@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -75,7 +76,8 @@ class SupervisorConfig:
     log_backups: int = 2
     # How often exits of adopted runtimes and log sizes are checked.
     poll_interval_seconds: float = 0.25
-    health_interval_seconds: float = 0.2
+    # The longest wait between two readiness probes.
+    health_interval_seconds: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -115,11 +117,15 @@ class RuntimeSupervisor:
         self._state = StateFile(config.runtime_dir / "state.json")
         self._records: dict[str, ProcessRecord] = {}
         self._housekeeping: asyncio.Task[None] | None = None
+        self._lock: IO[bytes] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
+        """Raises SupervisorBusy when another process supervises the same runtime directory:
+        two supervisors would overwrite each other's state file and end each other's runtimes."""
         self._logs.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock = processes.lock_directory(self.config.runtime_dir)
         self._records = self._state.load()
         self._housekeeping = asyncio.create_task(self._rotate_logs_forever())
 
@@ -132,12 +138,15 @@ class RuntimeSupervisor:
                 await self._housekeeping
         if stop_runtimes:
             await asyncio.gather(*(self.stop(rid) for rid in list(self._runtimes)))
-            return
-        for runtime in self._runtimes.values():
-            if runtime.task is not None:
-                runtime.task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await runtime.task
+        else:
+            for runtime in self._runtimes.values():
+                if runtime.task is not None:
+                    runtime.task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await runtime.task
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def subscribe(self, listener: StatusListener) -> None:
         self._listeners.append(listener)
@@ -300,6 +309,9 @@ class RuntimeSupervisor:
     async def _wait_ready(self, runtime: _Runtime) -> str:
         url = f"{self._url(runtime)}{runtime.template.health_path}"
         deadline = time.monotonic() + runtime.template.readiness_timeout_seconds
+        # Probes often at first (a fast runtime is seen ready within milliseconds), then
+        # less often, up to the configured interval, for runtimes that load for minutes.
+        interval = min(0.01, self.config.health_interval_seconds)
         async with httpx.AsyncClient(timeout=2.0) as client:
             while True:
                 if not self._alive(runtime):
@@ -309,7 +321,8 @@ class RuntimeSupervisor:
                         return "ready"
                 if time.monotonic() > deadline:
                     return "timeout"
-                await asyncio.sleep(self.config.health_interval_seconds)
+                await asyncio.sleep(interval)
+                interval = min(interval * 1.5, self.config.health_interval_seconds)
 
     async def _wait_exit(self, runtime: _Runtime) -> None:
         # Polled: an adopted runtime is not our child, so there is no wait() to await.
