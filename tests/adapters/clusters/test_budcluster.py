@@ -90,3 +90,11 @@ async def test_a_failing_or_malformed_service_is_an_error() -> None:
         state.raw_inventory = b'{"nodes": [{"name": "n"}]}'
         with pytest.raises(ProviderError, match="unexpected shape"):
             await BudclusterProvider(url).inventory()
+
+
+async def test_error_bodies_outside_the_contract_are_not_echoed() -> None:
+    state = ClusterState(inventory=SAMPLE_INVENTORY)
+    with serve(state) as url, pytest.raises(ProviderError) as raised:
+        await BudclusterProvider(f"{url}/internal").inventory()
+    assert str(raised.value).endswith("refused GET inventory (404): Not Found")
+    assert "hunter2" not in str(raised.value)

@@ -115,6 +115,11 @@ async def test_stop_ends_the_whole_process_group(
     assert recorder.states("stop")[-1] == "STOPPED"
     assert StateFile(supervisor.config.runtime_dir / "state.json").load() == {}
     await supervisor.stop("stop")  # idempotent
+    assert await supervisor.logs("stop")  # kept after a stop
+    await supervisor.discard("stop")
+    assert not supervisor.log_path("stop").exists()
+    with pytest.raises(UnknownRuntime):
+        supervisor.status("stop")
 
 
 async def test_a_runtime_ignoring_sigterm_is_killed_after_the_grace_period(
@@ -275,7 +280,9 @@ async def test_reconcile_after_a_crash_adopts_wanted_runtimes_and_kills_the_rest
     supervisor.subscribe(recorder)
     try:
         wanted_changed = spec("changed", "--ready-after", "0")
-        report = await supervisor.reconcile([keep, wanted_changed, spec("new")])
+        unknown = RuntimeSpec(runtime_id="unknown", template="removed", model_name="m")
+        report = await supervisor.reconcile([keep, wanted_changed, spec("new"), unknown])
+        assert report.failed == ["unknown"]
         assert report.adopted == ["keep"]
         assert sorted(report.killed) == ["changed", "drop"]
         assert sorted(report.started) == ["changed", "new"]

@@ -114,10 +114,12 @@ class BudclusterProvider:
 
 
 def _message(response: httpx.Response) -> str:
+    # Only the contract's error message is shown: echoing any body would let whoever
+    # registers a cluster read pages of internal services through budapp's errors.
     try:
         return str(response.json()["error"]["message"])[:500]
     except (ValueError, KeyError, TypeError):
-        return response.text[:200] or response.reason_phrase
+        return response.reason_phrase or "no error message"
 
 
 def _parse(model: type[T], answer: Any, where: str) -> T:

@@ -86,6 +86,8 @@ class ReconcileReport:
     started: list[str]
     killed: list[str]
     stopped: list[str]
+    # Desired but could not be started (unknown template, missing value, no free port).
+    failed: list[str] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -187,6 +189,15 @@ class RuntimeSupervisor:
         if runtime.state is not RuntimeState.STOPPED:
             await self._change(runtime, RuntimeState.STOPPED, "stopped")
 
+    async def discard(self, runtime_id: str) -> None:
+        """Stops the runtime and forgets it, logs included (its endpoint was deleted)."""
+        await self.stop(runtime_id)
+        self._runtimes.pop(runtime_id, None)
+        if RUNTIME_ID.fullmatch(runtime_id):
+            log_path = self.log_path(runtime_id)
+            for path in [log_path, *log_path.parent.glob(f"{log_path.name}.*")]:
+                path.unlink(missing_ok=True)
+
     def status(self, runtime_id: str) -> RuntimeStatus:
         return self._status(self._get(runtime_id))
 
@@ -223,7 +234,13 @@ class RuntimeSupervisor:
         for runtime_id, spec in wanted.items():
             current = self._runtimes.get(runtime_id)
             if current is None or current.state is RuntimeState.STOPPED:
-                await self.start(spec, wait=False)
+                try:
+                    await self.start(spec, wait=False)
+                except ProviderError as exc:
+                    # One bad spec (a template since removed) must not stop the others.
+                    log.error("runtime_not_started", runtime_id=runtime_id, reason=str(exc))
+                    report.failed.append(runtime_id)
+                    continue
                 report.started.append(runtime_id)
         log.info("runtimes_reconciled", **{k: v for k, v in vars(report).items() if v})
         return report
