@@ -19,7 +19,8 @@ from tests.adapters.clusters.conftest import SERVER, write_test_templates
 
 from budapp.adapters.clusters.base import RuntimeSpec
 from budapp.adapters.clusters.catalog import TemplateCatalog
-from budapp.adapters.clusters.supervisor import RuntimeSupervisor, SupervisorConfig
+from budapp.adapters.clusters.runtime import SupervisorConfig
+from budapp.adapters.clusters.supervisor import RuntimeSupervisor
 
 
 async def own_startup() -> float:

@@ -18,11 +18,8 @@ from budapp.adapters.clusters import ClusterConnector, RuntimeSpec
 from budapp.adapters.clusters.catalog import SHIPPED, TemplateCatalog
 from budapp.adapters.clusters.local import LocalProvider
 from budapp.adapters.clusters.processes import SupervisorBusy
-from budapp.adapters.clusters.supervisor import (
-    RestartPolicy,
-    RuntimeSupervisor,
-    SupervisorConfig,
-)
+from budapp.adapters.clusters.runtime import RestartPolicy, SupervisorConfig
+from budapp.adapters.clusters.supervisor import RuntimeSupervisor
 from budapp.adapters.events import create_event_bus
 from budapp.api_keys.resolver import ApiKeyResolver
 from budapp.api_keys.router import router as api_keys_router

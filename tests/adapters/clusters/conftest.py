@@ -8,11 +8,8 @@ import pytest
 
 from budapp.adapters.clusters.base import RuntimeStatus
 from budapp.adapters.clusters.catalog import SHIPPED, TemplateCatalog
-from budapp.adapters.clusters.supervisor import (
-    RestartPolicy,
-    RuntimeSupervisor,
-    SupervisorConfig,
-)
+from budapp.adapters.clusters.runtime import RestartPolicy, SupervisorConfig
+from budapp.adapters.clusters.supervisor import RuntimeSupervisor
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 SERVER = FIXTURES / "runtime_server.py"

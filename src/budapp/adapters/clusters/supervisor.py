@@ -16,17 +16,12 @@ import contextlib
 import os
 import random
 import signal
-import subprocess
 import time
 import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
-
-import httpx
 
 from budapp.adapters.clusters import logfiles, processes
 from budapp.adapters.clusters.base import (
@@ -40,6 +35,12 @@ from budapp.adapters.clusters.base import (
 )
 from budapp.adapters.clusters.catalog import RuntimeTemplate, TemplateCatalog
 from budapp.adapters.clusters.processes import ProcessRecord, StateFile
+from budapp.adapters.clusters.runtime import (
+    ReconcileReport,
+    SupervisedRuntime,
+    SupervisorConfig,
+    wait_ready,
+)
 from budapp.core.logging import get_logger
 
 log = get_logger("budapp.runtimes")
@@ -53,67 +54,11 @@ _FAILURE_LOG_LINES = 20
 _ORPHAN = RuntimeTemplate(name="orphan", command=["orphan"])
 
 
-@dataclass(frozen=True)
-class RestartPolicy:
-    max_restarts: int = 5
-    window_seconds: float = 300.0
-    backoff_initial_seconds: float = 1.0
-    backoff_max_seconds: float = 60.0
-
-    def backoff(self, recent_crashes: int) -> float:
-        delay = self.backoff_initial_seconds * 2 ** max(0, recent_crashes - 1)
-        return float(min(delay, self.backoff_max_seconds))
-
-
-@dataclass(frozen=True)
-class SupervisorConfig:
-    runtime_dir: Path
-    host: str = "127.0.0.1"
-    port_range: tuple[int, int] = (20000, 20999)
-    restart: RestartPolicy = field(default_factory=RestartPolicy)
-    stop_grace_seconds: float = 10.0
-    log_max_bytes: int = 10 * 1024 * 1024
-    log_backups: int = 2
-    # How often exits of adopted runtimes and log sizes are checked.
-    poll_interval_seconds: float = 0.25
-    # The longest wait between two readiness probes.
-    health_interval_seconds: float = 0.5
-
-
-@dataclass(frozen=True)
-class ReconcileReport:
-    adopted: list[str]
-    started: list[str]
-    killed: list[str]
-    stopped: list[str]
-    # Desired but could not be started (unknown template, missing value, no free port).
-    failed: list[str] = field(default_factory=list)
-
-
-@dataclass(eq=False)
-class _Runtime:
-    spec: RuntimeSpec
-    template: RuntimeTemplate
-    port: int
-    state: RuntimeState = RuntimeState.STARTING
-    message: str | None = None
-    restarts: int = 0
-    pid: int | None = None
-    create_time: float | None = None
-    mark: str = ""
-    process: subprocess.Popen[bytes] | None = None
-    crashes: deque[float] = field(default_factory=deque)
-    stopping: bool = False
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    settled: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-
 class RuntimeSupervisor:
     def __init__(self, config: SupervisorConfig, catalog: TemplateCatalog) -> None:
         self.config = config
         self.catalog = catalog
-        self._runtimes: dict[str, _Runtime] = {}
+        self._runtimes: dict[str, SupervisedRuntime] = {}
         self._listeners: list[StatusListener] = []
         self._logs = config.runtime_dir / "logs"
         self._state = StateFile(config.runtime_dir / "state.json")
@@ -166,7 +111,7 @@ class RuntimeSupervisor:
         template = self.catalog.get(spec.template)
         # Fails here, before any process, when the spec lacks what the template needs.
         template.render(spec, host=self.config.host, port=0)
-        runtime = _Runtime(spec, template, port=self._allocate_port())
+        runtime = SupervisedRuntime(spec, template, port=self._allocate_port())
         self._runtimes[spec.runtime_id] = runtime
         runtime.task = asyncio.create_task(self._supervise(runtime, adopt=False))
         return await self._settle(runtime) if wait else self._status(runtime)
@@ -247,7 +192,16 @@ class RuntimeSupervisor:
 
     # --- supervision -------------------------------------------------------------------------
 
-    async def _supervise(self, runtime: _Runtime, *, adopt: bool) -> None:
+    async def _supervise(self, runtime: SupervisedRuntime, *, adopt: bool) -> None:
+        try:
+            await self._run(runtime, adopt=adopt)
+        except Exception as exc:
+            # A bug here must not leave the runtime unsupervised and its waiters hanging.
+            log.exception("runtime_supervision_failed", runtime_id=runtime.spec.runtime_id)
+            await self._terminate(runtime)
+            await self._fail(runtime, f"supervision failed: {exc!r}")
+
+    async def _run(self, runtime: SupervisedRuntime, *, adopt: bool) -> None:
         launch = not adopt
         while not runtime.stopping:
             if launch:
@@ -273,7 +227,7 @@ class RuntimeSupervisor:
             if not await self._after_crash(runtime):
                 return
 
-    async def _after_crash(self, runtime: _Runtime) -> bool:
+    async def _after_crash(self, runtime: SupervisedRuntime) -> bool:
         """Records a crash; False when the runtime has crashed too often and is now FAILED."""
         policy = self.config.restart
         code = runtime.process.returncode if runtime.process is not None else None
@@ -299,7 +253,7 @@ class RuntimeSupervisor:
             runtime.port = self._allocate_port()
         return True
 
-    async def _launch(self, runtime: _Runtime) -> None:
+    async def _launch(self, runtime: SupervisedRuntime) -> None:
         spec = runtime.spec
         argv = runtime.template.render(spec, host=self.config.host, port=runtime.port)
         runtime.mark = uuid.uuid4().hex
@@ -323,37 +277,27 @@ class RuntimeSupervisor:
         if runtime.stopping:
             await self._terminate(runtime)
 
-    async def _wait_ready(self, runtime: _Runtime) -> str:
-        url = f"{self._url(runtime)}{runtime.template.health_path}"
-        deadline = time.monotonic() + runtime.template.readiness_timeout_seconds
-        # Probes often at first (a fast runtime is seen ready within milliseconds), then
-        # less often, up to the configured interval, for runtimes that load for minutes.
-        interval = min(0.01, self.config.health_interval_seconds)
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            while True:
-                if not self._alive(runtime):
-                    return "exited"
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(url)).status_code == 200:
-                        return "ready"
-                if time.monotonic() > deadline:
-                    return "timeout"
-                await asyncio.sleep(interval)
-                interval = min(interval * 1.5, self.config.health_interval_seconds)
+    async def _wait_ready(self, runtime: SupervisedRuntime) -> str:
+        return await wait_ready(
+            f"{self._url(runtime)}{runtime.template.health_path}",
+            within=runtime.template.readiness_timeout_seconds,
+            alive=lambda: self._alive(runtime),
+            max_interval=self.config.health_interval_seconds,
+        )
 
-    async def _wait_exit(self, runtime: _Runtime) -> None:
+    async def _wait_exit(self, runtime: SupervisedRuntime) -> None:
         # Polled: an adopted runtime is not our child, so there is no wait() to await.
         while self._alive(runtime):  # noqa: ASYNC110
             await asyncio.sleep(self.config.poll_interval_seconds)
 
-    def _alive(self, runtime: _Runtime) -> bool:
+    def _alive(self, runtime: SupervisedRuntime) -> bool:
         if runtime.process is not None:
             return runtime.process.poll() is None
         if runtime.pid is None or runtime.create_time is None:
             return False
         return processes.is_alive(runtime.pid, runtime.create_time)
 
-    async def _terminate(self, runtime: _Runtime) -> None:
+    async def _terminate(self, runtime: SupervisedRuntime) -> None:
         pid = runtime.pid
         if pid is None:
             return
@@ -367,7 +311,7 @@ class RuntimeSupervisor:
         stragglers = await asyncio.to_thread(processes.group_members, pid, runtime.mark)
         processes.kill_pids(stragglers)
 
-    async def _exited_within(self, runtime: _Runtime, seconds: float) -> bool:
+    async def _exited_within(self, runtime: SupervisedRuntime, seconds: float) -> bool:
         deadline = time.monotonic() + seconds
         while self._alive(runtime):
             if time.monotonic() > deadline:
@@ -382,7 +326,7 @@ class RuntimeSupervisor:
         runtime_id = record.spec.runtime_id
         alive = await asyncio.to_thread(processes.is_ours, record)
         if alive and wanted == record.spec and wanted.template in self.catalog.names:
-            runtime = _Runtime(wanted, self.catalog.get(wanted.template), port=record.port)
+            runtime = SupervisedRuntime(wanted, self.catalog.get(wanted.template), port=record.port)
             runtime.pid, runtime.create_time, runtime.mark = (
                 record.pid,
                 record.create_time,
@@ -395,7 +339,7 @@ class RuntimeSupervisor:
             return True
         # A pid whose create time or mark differs is someone else's now: only processes
         # still carrying this runtime's mark in its group are killed.
-        orphan = _Runtime(record.spec, _ORPHAN, port=record.port)
+        orphan = SupervisedRuntime(record.spec, _ORPHAN, port=record.port)
         orphan.mark = record.mark
         if alive:
             orphan.pid, orphan.create_time = record.pid, record.create_time
@@ -410,7 +354,7 @@ class RuntimeSupervisor:
 
     # --- state -------------------------------------------------------------------------------
 
-    async def _fail(self, runtime: _Runtime, reason: str) -> None:
+    async def _fail(self, runtime: SupervisedRuntime, reason: str) -> None:
         last = await asyncio.to_thread(
             logfiles.tail, self.log_path(runtime.spec.runtime_id), _FAILURE_LOG_LINES
         )
@@ -419,11 +363,13 @@ class RuntimeSupervisor:
         log.error("runtime_failed", runtime_id=runtime.spec.runtime_id, reason=reason)
         await self._change(runtime, RuntimeState.FAILED, message)
 
-    def _forget(self, runtime: _Runtime) -> None:
+    def _forget(self, runtime: SupervisedRuntime) -> None:
         if self._records.pop(runtime.spec.runtime_id, None) is not None:
             self._state.save(self._records)
 
-    async def _change(self, runtime: _Runtime, state: RuntimeState, message: str | None) -> None:
+    async def _change(
+        self, runtime: SupervisedRuntime, state: RuntimeState, message: str | None
+    ) -> None:
         runtime.state, runtime.message = state, message
         if state in _SETTLED:
             runtime.settled.set()
@@ -434,14 +380,14 @@ class RuntimeSupervisor:
             except Exception:  # one failing listener must not stop the supervision
                 log.exception("runtime_listener_failed", runtime_id=status.runtime_id)
 
-    async def _settle(self, runtime: _Runtime) -> RuntimeStatus:
+    async def _settle(self, runtime: SupervisedRuntime) -> RuntimeStatus:
         runtime.settled.clear()
         if runtime.state in _SETTLED:
             return self._status(runtime)
         await runtime.settled.wait()
         return self._status(runtime)
 
-    def _status(self, runtime: _Runtime) -> RuntimeStatus:
+    def _status(self, runtime: SupervisedRuntime) -> RuntimeStatus:
         return RuntimeStatus(
             runtime_id=runtime.spec.runtime_id,
             state=runtime.state,
@@ -451,10 +397,10 @@ class RuntimeSupervisor:
             message=runtime.message,
         )
 
-    def _url(self, runtime: _Runtime) -> str:
+    def _url(self, runtime: SupervisedRuntime) -> str:
         return f"http://{self.config.host}:{runtime.port}"
 
-    def _get(self, runtime_id: str) -> _Runtime:
+    def _get(self, runtime_id: str) -> SupervisedRuntime:
         try:
             return self._runtimes[runtime_id]
         except KeyError:
