@@ -410,3 +410,9 @@ async def test_one_supervisor_per_runtime_directory(
     await supervisor.close()
     await second.open()
     await second.close()
+
+
+def test_console_scripts_are_found_next_to_the_interpreter(tmp_path: Path) -> None:
+    interpreter_dir = Path(sys.executable).parent
+    assert processes.resolve_executable("python", str(tmp_path)).startswith(str(interpreter_dir))
+    assert processes.resolve_executable("no-such-runtime", str(tmp_path)) == "no-such-runtime"

@@ -11,9 +11,11 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -87,12 +89,23 @@ def lock_directory(directory: Path) -> IO[bytes]:
     return handle
 
 
+def resolve_executable(name: str, search_path: str | None) -> str:
+    """`name` on the runtime's PATH, else next to budapp's own interpreter: console scripts
+    installed with budapp (`budapp-sim`) are found even when its virtual environment is not
+    on PATH (budapp started by the full path of its executable)."""
+    found = shutil.which(name, path=search_path) or shutil.which(
+        name, path=str(Path(sys.executable).parent)
+    )
+    return found or name
+
+
 def spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """Starts `argv` in a new session (its own process group), output appended to the log
     file directly: the runtime keeps writing there even if budapp dies."""
+    executable = resolve_executable(argv[0], env.get("PATH"))
     with log_path.open("ab") as log:
         return subprocess.Popen(  # noqa: S603 - argv comes from a vetted template
-            argv,
+            [executable, *argv[1:]],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
