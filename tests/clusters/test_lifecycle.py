@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 from pathlib import Path
 
 import psutil
@@ -68,8 +66,7 @@ async def test_start_stops_runtimes_a_crashed_budapp_left_behind(
     templates = write_test_templates(tmp_path / "templates")
     runtime_dir = install.data_dir / "runtimes"
     left = [RuntimeSpec(runtime_id="left", template="fake", model_name="m")]
-    host, statuses = await asyncio.to_thread(run_host, runtime_dir, templates, left)
-    os.kill(host, signal.SIGKILL)
+    statuses = await asyncio.to_thread(run_host, runtime_dir, templates, left)
     runtime_pid = statuses[0]["pid"]
     assert not gone(runtime_pid)
     settings = install.settings(runtime_templates_dir=templates)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -243,8 +244,10 @@ async def test_a_running_runtime_log_is_capped(runtime_dir: Path, templates: Pat
 # --- reconciliation after a budapp restart -------------------------------------------------------
 
 
-def run_host(runtime_dir: Path, templates: Path, specs: list[RuntimeSpec]) -> tuple[int, list]:  # type: ignore[type-arg]
-    """Starts a budapp stand-in that launches `specs`, returns its pid and their statuses."""
+def run_host(runtime_dir: Path, templates: Path, specs: list[RuntimeSpec]) -> list[dict[str, Any]]:
+    """Runs a budapp stand-in that launches `specs`, kills it with SIGKILL once they run, and
+    returns their statuses. It is waited for: a killed process that still has threads
+    exiting holds its files (the supervisor lock) although it already reads as a zombie."""
     payload = json.dumps([s.model_dump(mode="json") for s in specs])
     host = subprocess.Popen(  # noqa: S603 - our own fixture script
         [
@@ -258,20 +261,19 @@ def run_host(runtime_dir: Path, templates: Path, specs: list[RuntimeSpec]) -> tu
         text=True,
     )
     assert host.stdout is not None
-    line = host.stdout.readline()
-    return host.pid, json.loads(line)
+    statuses: list[dict[str, Any]] = json.loads(host.stdout.readline())
+    host.kill()  # budapp dies; its runtimes live on in their sessions
+    host.wait(timeout=10)
+    host.stdout.close()
+    return statuses
 
 
 async def test_reconcile_after_a_crash_adopts_wanted_runtimes_and_kills_the_rest(
     runtime_dir: Path, templates: Path
 ) -> None:
     keep, drop, changed = spec("keep"), spec("drop"), spec("changed")
-    host_pid, statuses = await asyncio.to_thread(
-        run_host, runtime_dir, templates, [keep, drop, changed]
-    )
+    statuses = await asyncio.to_thread(run_host, runtime_dir, templates, [keep, drop, changed])
     pids = {s["runtime_id"]: s["pid"] for s in statuses}
-    os.kill(host_pid, signal.SIGKILL)  # budapp dies; its runtimes live on in their sessions
-    await eventually(lambda: gone(host_pid))
     assert not any(gone(pid) for pid in pids.values())
 
     supervisor = RuntimeSupervisor(make_config(runtime_dir), catalog_for(templates))
@@ -382,6 +384,9 @@ async def test_reconcile_kills_a_marked_orphan_whose_template_is_gone(
     orphan = processes.spawn(
         [sys.executable, "-c", "import time; time.sleep(60)"], env, runtime_dir / "o.log"
     )
+    # Popen returns while execve may still be setting up the new image (vfork): its
+    # environment reads empty until then.
+    await eventually(lambda: processes.has_mark(orphan.pid, "orphan-mark"))
     created = psutil.Process(orphan.pid).create_time()
     record = ProcessRecord(
         spec=RuntimeSpec(runtime_id="o", template="removed", model_name="m"),
