@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from budapp.core.db import session_scope
 from budapp.core.roles import Role
 from budapp.notifications.service import notify
+from tests.clusters.factories import create_cluster
 from tests.factories import World, create_account, create_organization
 
 # A placeholder for cases that need no API key.
@@ -44,6 +45,7 @@ class Targets:
     # A notification in `user`'s inbox, and a webhook of organization A.
     notification: uuid.UUID = NO_KEY
     webhook: uuid.UUID = NO_KEY
+    cluster: uuid.UUID = NO_KEY
 
 
 Path = Callable[[Targets], str]
@@ -283,6 +285,51 @@ CASES: dict[str, Case] = {
     "list webhook deliveries": Case(
         "GET", lambda t: f"{_webhook(t)}/deliveries", None, _WEBHOOK_ADMINS
     ),
+    # Clusters: seen by every member of their organization, managed by org admins. The
+    # target is a `local` cluster, so onboard and sync need no network.
+    "list clusters": Case(
+        "GET", lambda t: "/clusters", None, _by(401, 200, 200, 200, 200, 200, 200, 200)
+    ),
+    "register cluster": Case(
+        "POST",
+        lambda t: "/clusters",
+        lambda t: {
+            "name": _unique("cluster"),
+            "provider": "budcluster",
+            "connection": {"base_url": "http://127.0.0.1:9"},
+        },
+        _by(401, 403, 403, 403, 201, 201, 403, 201),
+    ),
+    "get cluster": Case(
+        "GET",
+        lambda t: f"/clusters/{t.cluster}",
+        None,
+        _by(401, 200, 200, 200, 200, 200, 404, 404),
+    ),
+    "cluster status": Case(
+        "GET",
+        lambda t: f"/clusters/{t.cluster}/status",
+        None,
+        _by(401, 200, 200, 200, 200, 200, 404, 404),
+    ),
+    "onboard cluster": Case(
+        "POST",
+        lambda t: f"/clusters/{t.cluster}/onboard",
+        None,
+        _by(401, 403, 403, 403, 200, 200, 403, 404),
+    ),
+    "sync cluster": Case(
+        "POST",
+        lambda t: f"/clusters/{t.cluster}/sync",
+        None,
+        _by(401, 403, 403, 403, 200, 200, 403, 404),
+    ),
+    "delete cluster": Case(
+        "DELETE",
+        lambda t: f"/clusters/{t.cluster}",
+        None,
+        _by(401, 403, 403, 403, 204, 204, 403, 404),
+    ),
     # A user's access token is not an API key, whoever holds it.
     "current api key": Case(
         "GET", lambda t: "/api-keys/current", None, _by(401, 401, 401, 401, 401, 401, 401, 401)
@@ -374,6 +421,8 @@ async def test_route_authorization(
             headers=world["org_admin"].headers,
         )
         targets.webhook = uuid.UUID(created.json()["data"]["id"])
+    if "cluster" in case_name:
+        targets.cluster = await create_cluster(app, world.org_a, _unique("cluster"))
     headers = {} if actor == "anonymous" else world[actor].headers
     body = case.body(targets) if case.body else None
     response = await client.request(case.method, case.path(targets), json=body, headers=headers)

@@ -36,6 +36,7 @@ TABLES = {
     "notifications",
     "webhooks",
     "webhook_deliveries",
+    "clusters",
 }
 
 

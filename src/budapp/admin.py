@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.audit.schemas import VerifyRequest, VerifyResult
 from budapp.audit.service import AuditService
+from budapp.clusters.service import cluster_key_ids_in_use, reseal_cluster_tokens
 from budapp.core import migrate
 from budapp.core.auth import system_scope
 from budapp.core.db import create_engine, create_session_factory
@@ -128,6 +129,7 @@ async def rotate_keys(
     try:
         factory = create_session_factory(engine)
         report = await reencrypt_all(factory, keyring, progress=progress)
+        await reseal_cluster_tokens(factory, keyring)
     finally:
         await engine.dispose()
     return keyring.primary, report
@@ -153,6 +155,8 @@ async def retire_key(settings: Settings, key_id: str) -> None:
                     f"Webhook secrets are still sealed with {key_id}; rotate those webhooks' "
                     "secrets (POST /webhooks/{id}/rotate-secret)"
                 )
+            if key_id in await cluster_key_ids_in_use(session):
+                raise Conflict(f"Cluster tokens are still sealed with {key_id}; run keys rotate")
     finally:
         await engine.dispose()
     keys = {kid: keyring.key_bytes(kid) for kid in keyring.key_ids if kid != key_id}

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
@@ -14,6 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp import __version__
 from budapp.adapters.cache import create_window_counter
+from budapp.adapters.clusters import ClusterConnector, RuntimeSpec
+from budapp.adapters.clusters.catalog import SHIPPED, TemplateCatalog
+from budapp.adapters.clusters.local import LocalProvider
+from budapp.adapters.clusters.processes import SupervisorBusy
+from budapp.adapters.clusters.runtime import RestartPolicy, SupervisorConfig
+from budapp.adapters.clusters.supervisor import RuntimeSupervisor
 from budapp.adapters.events import create_event_bus
 from budapp.api_keys.resolver import ApiKeyResolver
 from budapp.api_keys.router import router as api_keys_router
@@ -27,6 +34,8 @@ from budapp.auth.sso_router import router as sso_router
 from budapp.auth.throttle import LoginThrottle
 from budapp.auth.tokens import TokenIssuer
 from budapp.bootstrap import ensure_initial_admin
+from budapp.clusters.router import router as clusters_router
+from budapp.clusters.service import clusters_of_organization, ensure_local_cluster
 from budapp.core import migrate
 from budapp.core.db import create_engine, create_session_factory
 from budapp.core.errors import BudappError
@@ -77,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.trusted_networks = parse_networks(settings.trusted_proxies)
     app.state.references = _reference_guard()
+    app.state.desired_runtimes = _no_runtimes
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
@@ -97,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifications_router,
         webhooks_router,
         events_router,
+        clusters_router,
     ):
         api.include_router(router)
     app.include_router(api)
@@ -120,6 +131,7 @@ def _reference_guard() -> ReferenceGuard:
     references = ReferenceGuard()
     references.register("organization", users_in_organization)
     references.register("organization", projects_in_organization)
+    references.register("organization", clusters_of_organization)
     references.register("project", credentials_of_project)
     references.register("project", active_keys_of_project)
     references.register("organization", webhooks_of_organization)
@@ -136,6 +148,96 @@ def _delivery_policy(settings: Settings) -> DeliveryPolicy:
         batch_size=settings.webhook_batch_size,
         poll_seconds=settings.webhook_poll_seconds,
     )
+
+
+def _runtime_supervisor(settings: Settings) -> RuntimeSupervisor:
+    extra = [settings.runtime_templates_dir] if settings.runtime_templates_dir else []
+    config = SupervisorConfig(
+        runtime_dir=settings.resolved_runtime_dir,
+        host=settings.runtime_host,
+        port_range=(settings.runtime_port_min, settings.runtime_port_max),
+        restart=RestartPolicy(
+            max_restarts=settings.runtime_max_restarts,
+            window_seconds=settings.runtime_restart_window_seconds,
+            backoff_initial_seconds=settings.runtime_backoff_initial_seconds,
+            backoff_max_seconds=settings.runtime_backoff_max_seconds,
+        ),
+        stop_grace_seconds=settings.runtime_stop_grace_seconds,
+        log_max_bytes=settings.runtime_log_max_bytes,
+        log_backups=settings.runtime_log_backups,
+    )
+    return RuntimeSupervisor(config, TemplateCatalog.load([SHIPPED, *extra]))
+
+
+async def _no_runtimes(factory: async_sessionmaker[AsyncSession]) -> list[RuntimeSpec]:
+    """What the database says should run on this host: the endpoints domain puts its own
+    function (its deployed replicas) in `app.state.desired_runtimes`. Until then nothing
+    should, and whatever a previous budapp process left running is stopped at start."""
+    del factory
+    return []
+
+
+async def _start_clusters(app: FastAPI, settings: Settings) -> None:
+    state = app.state
+    supervisor = _runtime_supervisor(settings)
+    try:
+        await supervisor.open()
+    except SupervisorBusy as exc:
+        # `serve --workers N`: the first worker runs the local runtimes; the others cannot.
+        log.warning("local_provider_disabled", reason=str(exc))
+        state.runtime_supervisor = None
+        state.cluster_connector = ClusterConnector(
+            None, timeout=settings.cluster_request_timeout_seconds
+        )
+        return
+    state.runtime_supervisor = supervisor
+    local = LocalProvider(supervisor, nvidia_smi=settings.nvidia_smi)
+    state.cluster_connector = ClusterConnector(
+        local, timeout=settings.cluster_request_timeout_seconds
+    )
+    await supervisor.reconcile(await state.desired_runtimes(state.session_factory))
+    if settings.should_register_local_cluster:
+        await ensure_local_cluster(
+            state.session_factory,
+            organization_name=settings.default_organization,
+            cluster_name=settings.local_cluster_name,
+            keyring=state.vault.keyring,
+            connector=state.cluster_connector,
+            references=state.references,
+        )
+
+
+def _authenticator(state: Any, settings: Settings) -> BearerAuthenticator:
+    """Bearer tokens: budapp's own, and those of the configured identity providers."""
+    return BearerAuthenticator(
+        TokenAuthenticator(state.token_issuer),
+        state.identity_providers,
+        own_issuer=settings.jwt_issuer,
+        counter=state.window_counter,
+        hasher=state.password_hasher,
+        references=state.references,
+    )
+
+
+async def _start_events(state: Any, settings: Settings) -> None:
+    """The event bus (in-process or Redis), the WebSocket hub and the webhook dispatcher."""
+    state.event_bus = create_event_bus(settings.redis_url)
+    bind_event_bus(state.session_factory, state.event_bus)
+    state.event_hub = EventHub(state.event_bus, queue_size=settings.ws_queue_size)
+    state.webhook_dispatcher = WebhookDispatcher(
+        state.session_factory, state.vault.keyring, state.event_bus, _delivery_policy(settings)
+    )
+    await state.event_bus.start()
+
+
+async def _start_workflows(state: Any, settings: Settings, url: str) -> WorkflowEngine:
+    engine = WorkflowEngine(
+        system_database_url(url, settings.workflow_database_url),
+        executor_id=settings.replica_id,
+        concurrency=settings.workflow_concurrency,
+    )
+    await engine.start(EngineContext(state.session_factory))
+    return engine
 
 
 @asynccontextmanager
@@ -169,21 +271,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.vault = CredentialVault(state.keyring)
     state.window_counter = create_window_counter(settings.redis_url)
     state.identity_providers = IdentityProviders.from_settings(settings)
-    state.authenticator = BearerAuthenticator(
-        TokenAuthenticator(state.token_issuer),
-        state.identity_providers,
-        own_issuer=settings.jwt_issuer,
-        counter=state.window_counter,
-        hasher=state.password_hasher,
-        references=state.references,
-    )
-    state.event_bus = create_event_bus(settings.redis_url)
-    bind_event_bus(state.session_factory, state.event_bus)
-    state.event_hub = EventHub(state.event_bus, queue_size=settings.ws_queue_size)
-    state.webhook_dispatcher = WebhookDispatcher(
-        state.session_factory, state.vault.keyring, state.event_bus, _delivery_policy(settings)
-    )
-    await state.event_bus.start()
+    state.authenticator = _authenticator(state, settings)
+    await _start_events(state, settings)
     state.api_key_resolver = ApiKeyResolver(
         state.session_factory,
         state.event_bus,
@@ -199,12 +288,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         address_window_seconds=settings.login_address_window_seconds,
     )
 
-    state.workflow_engine = WorkflowEngine(
-        system_database_url(url, settings.workflow_database_url),
-        executor_id=settings.replica_id,
-        concurrency=settings.workflow_concurrency,
-    )
-    await state.workflow_engine.start(EngineContext(state.session_factory))
+    state.workflow_engine = await _start_workflows(state, settings, url)
 
     try:
         password = await ensure_initial_admin(
@@ -224,12 +308,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     if settings.webhook_worker_enabled:
         await state.webhook_dispatcher.start()
+    await _start_clusters(app, settings)
     log.info("budapp_started", database=engine.url.get_backend_name(), prefix=settings.api_prefix)
     try:
         yield
     finally:
         await state.workflow_engine.stop()
         await state.webhook_dispatcher.close()
+        if state.runtime_supervisor is not None:
+            await state.runtime_supervisor.close(stop_runtimes=settings.runtime_stop_on_shutdown)
         await state.api_key_resolver.close()
         await state.identity_providers.close()
         await state.event_bus.close()

@@ -3,6 +3,7 @@
 from budapp.api_keys.models import ApiKey
 from budapp.audit.models import AuditChainHead, AuditRecord
 from budapp.auth.models import AuthSession, OidcLogin, RefreshToken, UserIdentity
+from budapp.clusters.models import Cluster
 from budapp.core.db import Base
 from budapp.credentials.models import Credential
 from budapp.notifications.models import Notification
@@ -19,6 +20,7 @@ __all__ = [
     "AuditChainHead",
     "AuditRecord",
     "AuthSession",
+    "Cluster",
     "Credential",
     "Notification",
     "OidcLogin",

@@ -13,7 +13,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "budapp"
@@ -184,6 +192,34 @@ class Settings(BaseSettings):
     encryption_keys: SecretStr | None = None
     encryption_key_file: Path | None = None
 
+    # --- clusters and local model runtimes ------------------------------------------------------
+    # None: register this host as the `local` cluster on first start of the embedded default
+    # (SQLite) only. Never registered again once an operator deleted it.
+    local_cluster_auto_register: bool | None = None
+    local_cluster_name: str = Field(default="local", min_length=1, max_length=255)
+    # Timeout of each call to a budcluster service.
+    cluster_request_timeout_seconds: float = Field(default=10.0, gt=0)
+    # nvidia-smi, looked up on PATH unless a path; absent: the local host reports no GPUs.
+    nvidia_smi: str = "nvidia-smi"
+    # Runtime state file and logs; empty: `<data_dir>/runtimes`.
+    runtime_dir: Path | None = None
+    # More runtime templates (`<name>.yaml`), overriding the shipped ones by name.
+    runtime_templates_dir: Path | None = None
+    runtime_host: str = "127.0.0.1"
+    runtime_port_min: int = Field(default=20000, ge=1024, le=65535)
+    runtime_port_max: int = Field(default=20999, ge=1024, le=65535)
+    # A runtime that dies more than `max_restarts` times within the window is FAILED.
+    runtime_max_restarts: int = Field(default=5, ge=0)
+    runtime_restart_window_seconds: float = Field(default=300.0, gt=0)
+    runtime_backoff_initial_seconds: float = Field(default=1.0, gt=0)
+    runtime_backoff_max_seconds: float = Field(default=60.0, gt=0)
+    # SIGTERM, then SIGKILL after this many seconds.
+    runtime_stop_grace_seconds: float = Field(default=10.0, gt=0)
+    runtime_log_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    runtime_log_backups: int = Field(default=2, ge=0)
+    # False: runtimes outlive a budapp shutdown and the next start adopts them.
+    runtime_stop_on_shutdown: bool = True
+
     # --- bootstrap -----------------------------------------------------------------------------
     admin_email: str = "admin@budapp.local"
     admin_password: SecretStr | None = None
@@ -221,6 +257,22 @@ class Settings(BaseSettings):
     @property
     def resolved_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @model_validator(mode="after")
+    def _port_range(self) -> Settings:
+        if self.runtime_port_min > self.runtime_port_max:
+            raise ValueError("runtime_port_min must not exceed runtime_port_max")
+        return self
+
+    @property
+    def resolved_runtime_dir(self) -> Path:
+        return self.runtime_dir or self.data_dir / "runtimes"
+
+    @property
+    def should_register_local_cluster(self) -> bool:
+        if self.local_cluster_auto_register is None:
+            return self.is_sqlite
+        return self.local_cluster_auto_register
 
     @property
     def resolved_database_url(self) -> str:

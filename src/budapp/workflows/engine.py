@@ -19,6 +19,7 @@ import asyncio
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
@@ -387,6 +388,9 @@ class WorkflowEngine:
             WorkflowEngine._users -= 1
             if WorkflowEngine._users == 0:
                 await asyncio.to_thread(DBOS.destroy, workflow_completion_timeout_sec=5)
+                # DBOS made its own thread pool this loop's default executor, and has just shut
+                # it down; the loop lives on (tests, embedded use), so it gets a fresh pool.
+                asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor())
                 WorkflowEngine._url = None
                 global _queue  # noqa: PLW0603
                 _queue = None

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from budapp.clusters.models import Cluster, ClusterProviderKind
+from budapp.clusters.schemas import ClusterFilter
+from budapp.core.auth import TenantScope
+from budapp.core.repository import contains, fetch_page
+
+
+class ClusterRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _scoped(self, scope: TenantScope) -> Select[Cluster]:
+        return select(Cluster).where(
+            Cluster.deleted_at.is_(None), scope.where(Cluster.organization_id)
+        )
+
+    async def get(self, scope: TenantScope, cluster_id: uuid.UUID) -> Cluster | None:
+        return await self.session.scalar(self._scoped(scope).where(Cluster.id == cluster_id))
+
+    async def page(self, scope: TenantScope, filters: ClusterFilter) -> tuple[list[Cluster], int]:
+        statement = self._scoped(scope)
+        if filters.provider is not None:
+            statement = statement.where(Cluster.provider == filters.provider)
+        if filters.status is not None:
+            statement = statement.where(Cluster.status == filters.status)
+        if filters.name:
+            statement = statement.where(contains(Cluster.name, filters.name))
+        if filters.organization_id is not None:
+            statement = statement.where(Cluster.organization_id == filters.organization_id)
+        statement = statement.order_by(Cluster.name, Cluster.id)
+        return await fetch_page(self.session, statement, filters)
+
+    async def name_taken(self, organization_id: uuid.UUID, name: str) -> bool:
+        statement = select(Cluster.id).where(
+            Cluster.deleted_at.is_(None),
+            Cluster.organization_id == organization_id,
+            Cluster.name == name,
+        )
+        return (await self.session.scalar(statement.limit(1))) is not None
+
+    async def local_registered(self, *, including_deleted: bool) -> bool:
+        statement = select(func.count()).where(Cluster.provider == ClusterProviderKind.LOCAL)
+        if not including_deleted:
+            statement = statement.where(Cluster.deleted_at.is_(None))
+        return bool(await self.session.scalar(statement))
+
+    async def count_in_organization(self, organization_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(
+            Cluster.deleted_at.is_(None), Cluster.organization_id == organization_id
+        )
+        return int(await self.session.scalar(statement) or 0)
+
+    async def key_ids_in_use(self) -> list[str]:
+        statement = select(Cluster.key_id).where(Cluster.ciphertext.is_not(None)).distinct()
+        return [key_id for key_id in (await self.session.scalars(statement)).all() if key_id]
+
+    async def sealed_with_other_keys(self, primary: str) -> list[Cluster]:
+        # Clusters are few (tens): one batch, unlike credentials.
+        statement = select(Cluster).where(
+            Cluster.ciphertext.is_not(None), Cluster.key_id != primary
+        )
+        return list((await self.session.scalars(statement.with_for_update())).all())
+
+    def add(self, cluster: Cluster) -> None:
+        self.session.add(cluster)
