@@ -29,6 +29,13 @@ TABLES = {
     "audit_chain_head",
     "credentials",
     "api_keys",
+    "models",
+    "model_tags",
+    "model_files",
+    "scan_jobs",
+    "model_evaluations",
+    "datasets",
+    "dataset_versions",
 }
 
 

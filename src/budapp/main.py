@@ -4,6 +4,7 @@ the adapters chosen from settings, and the lifespan that opens and closes them."
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from budapp import __version__
 from budapp.adapters.cache import create_window_counter
 from budapp.adapters.events import create_event_bus
+from budapp.adapters.storage import ObjectStorage, StorageError, create_object_storage
 from budapp.api_keys.resolver import ApiKeyResolver
 from budapp.api_keys.router import router as api_keys_router
 from budapp.api_keys.service import active_keys_of_project
@@ -24,6 +26,9 @@ from budapp.auth.service import TokenAuthenticator
 from budapp.auth.throttle import LoginThrottle
 from budapp.auth.tokens import TokenIssuer
 from budapp.bootstrap import ensure_initial_admin
+from budapp.catalog.router import router as catalog_router
+from budapp.catalog.scanning import ScanLimits, ScanWorker
+from budapp.catalog.service import models_using_credential
 from budapp.core import migrate
 from budapp.core.db import create_engine, create_session_factory
 from budapp.core.errors import BudappError
@@ -36,6 +41,7 @@ from budapp.core.references import ReferenceGuard
 from budapp.core.security import PasswordHasher, load_signing_key
 from budapp.credentials.router import router as credentials_router
 from budapp.credentials.service import CredentialVault, check_keyring, credentials_of_project
+from budapp.datasets.router import router as datasets_router
 from budapp.health.router import router as health_router
 from budapp.organizations.router import router as organizations_router
 from budapp.projects.router import router as projects_router
@@ -65,7 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.trusted_networks = parse_networks(settings.trusted_proxies)
     app.state.references = _reference_guard()
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_request_body_bytes,
+        uploads=_upload_limits(settings),
+    )
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
 
     app.include_router(health_router)
@@ -78,10 +88,44 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         audit_router,
         credentials_router,
         api_keys_router,
+        catalog_router,
+        datasets_router,
     ):
         api.include_router(router)
     app.include_router(api)
     return app
+
+
+def _upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int]]:
+    """Upload routes stream their bodies into object storage: they get the upload limits
+    instead of the 1 MiB of management routes (each file is also capped while streaming)."""
+    prefix = re.escape(settings.api_prefix)
+    return [
+        (re.compile(rf"^{prefix}/models/local/?$"), settings.model_upload_max_bytes),
+        # The multipart envelope adds a few hundred bytes around the file.
+        (
+            re.compile(rf"^{prefix}/datasets(/[^/]+/versions)?/?$"),
+            settings.dataset_max_bytes + 64 * 1024,
+        ),
+    ]
+
+
+def _object_storage(settings: Settings) -> ObjectStorage:
+    def secret(value: object) -> str | None:
+        return value.get_secret_value() if hasattr(value, "get_secret_value") else None
+
+    return create_object_storage(
+        settings.storage_backend,
+        directory=settings.resolved_storage_dir,
+        bucket=settings.s3_bucket,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=secret(settings.s3_access_key_id),
+        secret_access_key=secret(settings.s3_secret_access_key),
+        part_size=settings.s3_part_size_bytes,
+        max_attempts=settings.s3_max_attempts,
+        create_bucket=settings.s3_create_bucket,
+    )
 
 
 async def _keyring(settings: Settings, factory: async_sessionmaker[AsyncSession]) -> Keyring:
@@ -103,6 +147,7 @@ def _reference_guard() -> ReferenceGuard:
     references.register("organization", projects_in_organization)
     references.register("project", credentials_of_project)
     references.register("project", active_keys_of_project)
+    references.register("credential", models_using_credential)
     return references
 
 
@@ -145,6 +190,26 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         flush_seconds=settings.api_key_usage_flush_seconds,
     )
     await state.api_key_resolver.start()
+    state.storage = _object_storage(settings)
+    try:
+        await state.storage.start()
+    except StorageError as exc:
+        log.error("object_storage_unavailable", reason=str(exc))
+        raise SystemExit(f"budapp cannot start: object storage: {exc}") from None
+    (settings.data_dir / "spool").mkdir(mode=0o700, exist_ok=True)
+    state.scan_worker = ScanWorker(
+        state.session_factory,
+        state.storage,
+        settings.data_dir / "scans",
+        ScanLimits(
+            zip_max_ratio=settings.scan_zip_max_ratio,
+            zip_max_bytes=settings.scan_zip_max_bytes,
+            lease_seconds=settings.scan_lease_seconds,
+            max_attempts=settings.scan_max_attempts,
+            poll_seconds=settings.scan_poll_seconds,
+        ),
+    )
+    await state.scan_worker.start()
     state.login_throttle = LoginThrottle(
         state.window_counter,
         max_failures_per_account=settings.login_max_failures_per_account,
@@ -173,6 +238,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await state.scan_worker.close()
+        await state.storage.close()
         await state.api_key_resolver.close()
         await state.event_bus.close()
         await state.window_counter.close()

@@ -79,6 +79,39 @@ class Settings(BaseSettings):
     encryption_keys: SecretStr | None = None
     encryption_key_file: Path | None = None
 
+    # --- object storage ------------------------------------------------------------------
+    # `local`: files under `storage_dir` (default `<data_dir>/objects`); `s3`: any S3 API
+    # (AWS S3, MinIO) with the settings below.
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: Path | None = None
+    s3_bucket: str = ""
+    # Empty: AWS's own endpoint for the region; MinIO: http://minio:9000
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    # Neither set: boto3's default chain (environment, instance profile, web identity).
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # Objects larger than one part go up as a multipart upload; each part is retried alone.
+    s3_part_size_bytes: int = Field(default=16 * 1024 * 1024, ge=5 * 1024 * 1024)
+    s3_max_attempts: int = Field(default=5, ge=1)
+    # Create the bucket on start when it is missing (MinIO and tests; off for AWS).
+    s3_create_bucket: bool = False
+
+    # --- uploads: models and datasets --------------------------------------------------------
+    # Largest single model file, and largest whole upload request (all files of a model).
+    model_file_max_bytes: int = Field(default=64 * 1024**3, ge=1024)
+    model_upload_max_bytes: int = Field(default=256 * 1024**3, ge=1024)
+    dataset_max_bytes: int = Field(default=1024**3, ge=1024)
+    dataset_max_rows: int = Field(default=10_000_000, ge=1)
+    dataset_preview_rows: int = Field(default=20, ge=1, le=1000)
+    # The safety scan: how often idle workers look for queued scans, how long a claimed scan
+    # is reserved before another replica may take it over, and zip-bomb limits.
+    scan_poll_seconds: float = Field(default=5.0, gt=0)
+    scan_lease_seconds: int = Field(default=1800, ge=10)
+    scan_max_attempts: int = Field(default=3, ge=1)
+    scan_zip_max_ratio: int = Field(default=100, ge=1)
+    scan_zip_max_bytes: int = Field(default=128 * 1024**3, ge=1024)
+
     # --- bootstrap -----------------------------------------------------------------------------
     admin_email: str = "admin@budapp.local"
     admin_password: SecretStr | None = None
@@ -111,6 +144,10 @@ class Settings(BaseSettings):
     @property
     def inline_encryption_keys(self) -> str | None:
         return self.encryption_keys.get_secret_value() if self.encryption_keys else None
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return self.storage_dir or self.data_dir / "objects"
 
     @property
     def is_sqlite(self) -> bool:
