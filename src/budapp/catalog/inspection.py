@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import pickletools
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import yaml
 from picklescan import scanner
@@ -124,16 +125,19 @@ def _scan_pickle(
     report: Inspection, local: Path, path: str, max_ratio: int, max_bytes: int
 ) -> None:
     with local.open("rb") as handle:
-        if zipfile.is_zipfile(handle) and not _zip_is_sane(
-            report, handle, path, max_ratio, max_bytes
-        ):
-            return
+        if zipfile.is_zipfile(handle):
+            if not _zip_is_sane(report, handle, path, max_ratio, max_bytes):
+                return
+            parsed = _archive_pickles_parse(handle)
+        else:
+            handle.seek(0)
+            parsed = _parses(handle)
         handle.seek(0)
         result = scanner.scan_bytes(handle, path, extension(path))
-    if result.scan_err:
+    # picklescan reports a file that is no pickle at all as clean: a weights file that
+    # cannot be read as a pickle is refused here instead.
+    if not parsed or result.scan_err:
         report.fail(path, "unparseable_pickle", "the file is not a pickle that can be checked")
-    if result.scanned_files == 0:
-        report.fail(path, "no_pickle", "no pickle was found to check in this file")
     unsafe = sorted({f"{g.module}.{g.name}" for g in result.globals} - _allowed_names())
     if unsafe:
         report.fail(
@@ -141,12 +145,35 @@ def _scan_pickle(
         )
 
 
+def _parses(stream: IO[bytes]) -> bool:
+    """The first pickle in the stream is complete and made of known opcodes."""
+    try:
+        for _ in pickletools.genops(stream):
+            pass
+    except Exception:  # any malformation: unknown opcode, truncation, bad argument
+        return False
+    return True
+
+
+def _archive_pickles_parse(handle: IO[bytes]) -> bool:
+    handle.seek(0)
+    with zipfile.ZipFile(handle) as archive:
+        pickles = [name for name in archive.namelist() if name.endswith(".pkl")]
+        if not pickles:
+            return False
+        for name in pickles:
+            with archive.open(name) as member:
+                if not _parses(member):
+                    return False
+    return True
+
+
 def _allowed_names() -> set[str]:
     return {f"{module}.{name}" for module, name in SAFE_GLOBALS}
 
 
 def _zip_is_sane(
-    report: Inspection, handle: Any, path: str, max_ratio: int, max_bytes: int
+    report: Inspection, handle: IO[bytes], path: str, max_ratio: int, max_bytes: int
 ) -> bool:
     """A zip bomb is refused from its directory alone, before anything is decompressed."""
     handle.seek(0)

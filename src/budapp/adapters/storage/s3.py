@@ -94,10 +94,10 @@ class S3ObjectStorage:
 
     async def start(self) -> None:
         try:
-            await self._call("head_bucket", Bucket=self.bucket)
-        except (StorageError, ObjectMissing):
+            await self.ping()
+        except ObjectMissing:
             if not self.create_bucket:
-                raise
+                raise StorageError(f"the S3 bucket {self.bucket!r} does not exist") from None
             await self._call("create_bucket", Bucket=self.bucket)
 
     async def ping(self) -> None:
