@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +23,9 @@ from budapp.adapters.storage import (
     read_verified,
 )
 from budapp.adapters.storage.s3 import S3ObjectStorage
-from tests.s3server import moto_server, s3_storage
+from tests.s3server import s3_storage
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_server() as endpoint:
-        yield endpoint
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -43,6 +43,8 @@ class JobStatus(StrEnum):
 class Model(RecordMixin, SoftDeleteMixin, Base):
     __tablename__ = "models"
     __audit_resource__ = "model"
+    # An override is recorded as `model.scan_override`, with its reason and its author.
+    __audit_verbs__ = {"scan_override_at": "scan_override"}
     __table_args__ = (unique_live("ix_models_organization_id_name", "organization_id", "name"),)
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
