@@ -110,6 +110,10 @@ def _csv(path: Path, preview_rows: int, max_rows: int) -> DatasetSummary:
     if len(set(names)) != len(names):
         raise DatasetInvalid("the CSV header repeats a column name")
     for batch in reader:
+        # pyarrow types a column that is not valid UTF-8 as binary rather than failing.
+        for column in batch.schema:
+            if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+                raise DatasetInvalid(f"column {column.name!r} is not valid UTF-8 text")
         if len(summary.preview) < preview_rows:
             head = batch.slice(0, preview_rows - len(summary.preview)).to_pylist()
             summary.preview.extend({k: _cell(v) for k, v in row.items()} for row in head)
