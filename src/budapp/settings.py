@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "budapp"
@@ -92,7 +92,11 @@ class Settings(BaseSettings):
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
     # Objects larger than one part go up as a multipart upload; each part is retried alone.
-    s3_part_size_bytes: int = Field(default=16 * 1024 * 1024, ge=5 * 1024 * 1024)
+    # S3 allows 10,000 parts: the part size bounds the largest object (8 MiB: 78 GiB), and
+    # two parts are in memory per upload at once.
+    s3_part_size_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024 * 1024 * 1024
+    )
     s3_max_attempts: int = Field(default=5, ge=1)
     # Create the bucket on start when it is missing (MinIO and tests; off for AWS).
     s3_create_bucket: bool = False
@@ -144,6 +148,17 @@ class Settings(BaseSettings):
     @property
     def inline_encryption_keys(self) -> str | None:
         return self.encryption_keys.get_secret_value() if self.encryption_keys else None
+
+    @model_validator(mode="after")
+    def _parts_cover_the_largest_file(self) -> Settings:
+        if self.storage_backend == "s3" and self.s3_part_size_bytes * 10_000 < max(
+            self.model_file_max_bytes, self.dataset_max_bytes
+        ):
+            raise ValueError(
+                "BUDAPP_S3_PART_SIZE_BYTES x 10,000 parts must cover BUDAPP_MODEL_FILE_MAX_BYTES "
+                "and BUDAPP_DATASET_MAX_BYTES"
+            )
+        return self
 
     @property
     def resolved_storage_dir(self) -> Path:

@@ -18,7 +18,6 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 import yaml
-from picklescan import scanner
 
 PICKLE_EXTENSIONS = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"})
 # Files a model repository holds besides weights; anything else is refused at upload.
@@ -133,6 +132,8 @@ def _scan_pickle(
             handle.seek(0)
             parsed = _parses(handle)
         handle.seek(0)
+        from picklescan import scanner  # noqa: PLC0415 - loaded by the scan worker only
+
         result = scanner.scan_bytes(handle, path, extension(path))
     # picklescan reports a file that is no pickle at all as clean: a weights file that
     # cannot be read as a pickle is refused here instead.

@@ -10,13 +10,12 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from budapp.datasets.models import DatasetFormat
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _CELL_LIMIT = 1000
 _MAX_COLUMNS = 10_000
@@ -61,6 +60,9 @@ def summarize(
         DatasetFormat.CSV: _csv,
         DatasetFormat.PARQUET: _parquet,
     }
+    # pyarrow is imported when first needed: it costs ~50 MiB of memory in every process.
+    import pyarrow as pa  # noqa: PLC0415
+
     try:
         summary = readers[kind](path, preview_rows, max_rows)
     except (pa.ArrowException, OSError) as exc:
@@ -104,6 +106,9 @@ def _jsonl(path: Path, preview_rows: int, max_rows: int) -> DatasetSummary:
 
 
 def _csv(path: Path, preview_rows: int, max_rows: int) -> DatasetSummary:
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.csv as pa_csv  # noqa: PLC0415
+
     summary = DatasetSummary()
     reader = pa_csv.open_csv(path, read_options=pa_csv.ReadOptions(encoding="utf8"))
     names = reader.schema.names
@@ -125,6 +130,8 @@ def _csv(path: Path, preview_rows: int, max_rows: int) -> DatasetSummary:
 
 
 def _parquet(path: Path, preview_rows: int, max_rows: int) -> DatasetSummary:  # noqa: ARG001
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
     parquet = pq.ParquetFile(path)
     summary = DatasetSummary(row_count=parquet.metadata.num_rows)
     summary.columns = _columns(parquet.schema_arrow)

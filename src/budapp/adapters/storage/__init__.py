@@ -31,7 +31,7 @@ def create_object_storage(
     region: str = "",
     access_key_id: str | None = None,
     secret_access_key: str | None = None,
-    part_size: int = 16 * 1024 * 1024,
+    part_size: int = 8 * 1024 * 1024,
     max_attempts: int = 5,
     create_bucket: bool = False,
 ) -> ObjectStorage:

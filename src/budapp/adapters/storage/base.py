@@ -66,9 +66,17 @@ class Digest:
         self.max_bytes = max_bytes
 
     def update(self, data: bytes) -> None:
-        self.size += len(data)
+        self.count(len(data))
+        self.absorb(data)
+
+    def count(self, size: int) -> None:
+        self.size += size
         if self.max_bytes is not None and self.size > self.max_bytes:
             raise TooLarge(self.max_bytes)
+
+    def absorb(self, data: bytes) -> None:
+        # hashlib releases the GIL on large buffers: writers call this in a worker thread,
+        # so hashing overlaps with receiving the next chunk.
         self._hash.update(data)
 
     def hexdigest(self) -> str:

@@ -73,7 +73,8 @@ class LocalObjectStorage:
 
 class LocalObjectWriter:
     """Writes into a private temporary file, renamed onto the key on commit (atomic: a reader
-    never sees half an object)."""
+    never sees half an object). One block is hashed and written in a worker thread while the
+    next is received."""
 
     def __init__(self, target: Path, temporary: Path, key: str, max_bytes: int | None) -> None:
         self.target = target
@@ -82,26 +83,38 @@ class LocalObjectWriter:
         self.digest = Digest(max_bytes)
         self._buffer = bytearray()
         self._handle: BinaryIO | None = None
+        self._in_flight: asyncio.Future[None] | None = None
 
     @property
     def size(self) -> int:
         return self.digest.size
 
     async def write(self, data: bytes) -> None:
-        self.digest.update(data)
+        self.digest.count(len(data))
         self._buffer += data
         if len(self._buffer) >= CHUNK_SIZE:
             await self._flush()
 
     async def _flush(self) -> None:
+        await self._settle()
         if self._handle is None:
             self._handle = await asyncio.to_thread(self.temporary.open, "xb")
         data, self._buffer = bytes(self._buffer), bytearray()
-        await asyncio.to_thread(self._handle.write, data)
+        self._in_flight = asyncio.ensure_future(asyncio.to_thread(self._store, self._handle, data))
+
+    def _store(self, handle: BinaryIO, data: bytes) -> None:
+        self.digest.absorb(data)
+        handle.write(data)
+
+    async def _settle(self) -> None:
+        pending, self._in_flight = self._in_flight, None
+        if pending is not None:
+            await pending
 
     async def commit(self, expected_sha256: str | None = None) -> StoredObject:
-        self.digest.verify(expected_sha256)
         await self._flush()
+        await self._settle()
+        self.digest.verify(expected_sha256)
         handle, self._handle = self._handle, None
         if handle is None:  # pragma: no cover - _flush always opens it
             raise ObjectMissing(self.key)
@@ -109,6 +122,9 @@ class LocalObjectWriter:
         return StoredObject(self.key, self.digest.size, self.digest.hexdigest())
 
     async def abort(self) -> None:
+        pending, self._in_flight = self._in_flight, None
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
         if self._handle is not None:
             self._handle.close()
             self._handle = None

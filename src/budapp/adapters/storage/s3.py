@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budapp.adapters.storage.base import (
     CHUNK_SIZE,
+    ChecksumMismatch,
     Digest,
     ObjectMissing,
     StorageError,
@@ -39,7 +40,7 @@ class S3ObjectStorage:
         region: str | None = None,
         access_key_id: str | None = None,
         secret_access_key: str | None = None,
-        part_size: int = 16 * 1024 * 1024,
+        part_size: int = 8 * 1024 * 1024,
         max_attempts: int = 5,
         create_bucket: bool = False,
     ) -> None:
@@ -122,7 +123,7 @@ class S3ObjectWriter:
         return self.digest.size
 
     async def write(self, data: bytes) -> None:
-        self.digest.update(data)
+        self.digest.count(len(data))
         self._buffer += data
         if len(self._buffer) >= self.storage.part_size:
             await self._send_part()
@@ -140,6 +141,8 @@ class S3ObjectWriter:
         self._parts.append({"PartNumber": len(self._parts) + 1, "ETag": ""})
 
     async def _upload_part(self, number: int, body: bytes) -> None:
+        # Parts run one at a time, so the hash sees the bytes in order.
+        await asyncio.to_thread(self.digest.absorb, body)
         response = await self.storage._call(
             "upload_part",
             Bucket=self.storage.bucket,
@@ -156,15 +159,21 @@ class S3ObjectWriter:
             await task
 
     async def commit(self, expected_sha256: str | None = None) -> StoredObject:
-        self.digest.verify(expected_sha256)
         bucket = self.storage.bucket
         if self._upload_id is None:
             body, self._buffer = bytes(self._buffer), bytearray()
+            self.digest.absorb(body)
+            self.digest.verify(expected_sha256)
             await self.storage._call("put_object", Bucket=bucket, Key=self.key, Body=body)
         else:
             if self._buffer:
                 await self._send_part()
             await self._wait_in_flight()
+            try:
+                self.digest.verify(expected_sha256)
+            except ChecksumMismatch:
+                await self.abort()
+                raise
             await self.storage._call(
                 "complete_multipart_upload",
                 Bucket=bucket,
