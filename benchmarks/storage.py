@@ -318,7 +318,10 @@ def main() -> None:
     print(report)
     if args.record:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+            [shutil.which("git") or "git", "rev-parse", "--short", "HEAD"],  # noqa: S603
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout.strip()
         section = (
             f"\n## Object storage: {args.size_mib} MiB through budapp vs direct "
