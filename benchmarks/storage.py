@@ -317,8 +317,8 @@ def main() -> None:
     report = table(results)
     print(report)
     if args.record:
-        commit = subprocess.run(
-            [shutil.which("git") or "git", "rev-parse", "--short", "HEAD"],  # noqa: S603
+        commit = subprocess.run(  # noqa: S603 - git, with fixed arguments
+            [shutil.which("git") or "git", "rev-parse", "--short", "HEAD"],
             capture_output=True,
             text=True,
             check=False,
