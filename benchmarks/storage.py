@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,18 +46,14 @@ class Measurement:
     backend: str
     direction: str
     budapp_seconds: float
-    direct_seconds: float
+    # Each direct way of copying the file with the backend's own client: label -> seconds.
+    direct_seconds: dict[str, float]
     peak_rss_mib: float
     baseline_rss_mib: float
     size: int
 
-    @property
-    def budapp_mib_s(self) -> float:
-        return self.size / MIB / self.budapp_seconds
-
-    @property
-    def direct_mib_s(self) -> float:
-        return self.size / MIB / self.direct_seconds
+    def rate(self, seconds: float) -> float:
+        return self.size / MIB / seconds
 
 
 def free_port() -> int:
@@ -224,20 +220,35 @@ def through_budapp(
     return upload_seconds, download_seconds, upload_rss.peak, download_rss.peak, baseline
 
 
-def direct_local(source: Path, workdir: Path) -> tuple[float, float]:
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def direct_local(source: Path, workdir: Path) -> dict[str, tuple[float, float]]:
+    """cp, and cp followed by an fsync of the copy: budapp fsyncs each object before it
+    renames it into place (cp alone leaves the data in the page cache)."""
     stored, back = workdir / "direct-stored.bin", workdir / "direct-back.bin"
-    started = time.perf_counter()
-    subprocess.run(["cp", str(source), str(stored)], check=True)  # noqa: S603, S607
-    upload = time.perf_counter() - started
-    started = time.perf_counter()
-    subprocess.run(["cp", str(stored), str(back)], check=True)  # noqa: S603, S607
-    download = time.perf_counter() - started
-    stored.unlink()
-    back.unlink()
-    return upload, download
+    results = {}
+    for label, sync in (("cp", False), ("cp + fsync", True)):
+
+        def copy(origin: Path, target: Path, sync: bool = sync) -> None:
+            subprocess.run(["cp", str(origin), str(target)], check=True)  # noqa: S603, S607
+            if sync:
+                subprocess.run(["sync", str(target)], check=True)  # noqa: S603, S607
+
+        up = timed(lambda: copy(source, stored))
+        down = timed(lambda: copy(stored, back))
+        stored.unlink()
+        back.unlink()
+        results[label] = (up, down)
+    return results
 
 
-def direct_s3(source: Path, workdir: Path, endpoint: str) -> tuple[float, float]:
+def direct_s3(source: Path, workdir: Path, endpoint: str) -> dict[str, tuple[float, float]]:
+    """boto3's transfer manager (parallel parts and ranged GETs), and one stream each way (a
+    single PUT of the file, a single GET), as budapp does."""
     client = boto3.client(
         "s3",
         endpoint_url=endpoint,
@@ -247,15 +258,28 @@ def direct_s3(source: Path, workdir: Path, endpoint: str) -> tuple[float, float]
     )
     config = TransferConfig(multipart_chunksize=8 * MIB)
     back = workdir / "direct-back.bin"
-    started = time.perf_counter()
-    client.upload_file(str(source), BUCKET, "direct/object", Config=config)
-    upload = time.perf_counter() - started
-    started = time.perf_counter()
-    client.download_file(BUCKET, "direct/object", str(back), Config=config)
-    download = time.perf_counter() - started
-    client.delete_object(Bucket=BUCKET, Key="direct/object")
+    key = "direct/object"
+
+    def stream_up() -> None:
+        with source.open("rb") as handle:
+            client.put_object(Bucket=BUCKET, Key=key, Body=handle)
+
+    def stream_down() -> None:
+        body = client.get_object(Bucket=BUCKET, Key=key)["Body"]
+        with back.open("wb") as handle:
+            while chunk := body.read(CHUNK):
+                handle.write(chunk)
+
+    results = {}
+    up = timed(lambda: client.upload_file(str(source), BUCKET, key, Config=config))
+    down = timed(lambda: client.download_file(BUCKET, key, str(back), Config=config))
+    results["boto3 transfer manager"] = (up, down)
     back.unlink()
-    return upload, download
+    client.delete_object(Bucket=BUCKET, Key=key)
+    results["boto3 single stream"] = (timed(stream_up), timed(stream_down))
+    back.unlink()
+    client.delete_object(Bucket=BUCKET, Key=key)
+    return results
 
 
 def run_backend(backend: str, source: Path, workdir: Path) -> list[Measurement]:
@@ -268,7 +292,7 @@ def run_backend(backend: str, source: Path, workdir: Path) -> list[Measurement]:
             base, budapp.pid, source, target, backend
         )
         target.unlink()
-        direct_up, direct_down = (
+        direct = (
             direct_s3(source, workdir, endpoint)
             if backend == "s3"
             else direct_local(source, workdir)
@@ -282,23 +306,35 @@ def run_backend(backend: str, source: Path, workdir: Path) -> list[Measurement]:
         shutil.rmtree(data_dir, ignore_errors=True)
     size = source.stat().st_size
     return [
-        Measurement(backend, "upload", up, direct_up, up_rss, baseline, size),
-        Measurement(backend, "download", down, direct_down, down_rss, baseline, size),
+        Measurement(
+            backend, "upload", up, {k: v[0] for k, v in direct.items()}, up_rss, baseline, size
+        ),
+        Measurement(
+            backend,
+            "download",
+            down,
+            {k: v[1] for k, v in direct.items()},
+            down_rss,
+            baseline,
+            size,
+        ),
     ]
 
 
 def table(results: list[Measurement]) -> str:
     lines = [
-        "| backend | direction | budapp MiB/s | direct MiB/s | budapp / direct | "
-        "peak RSS MiB (idle) |",
-        "|---|---|---:|---:|---:|---:|",
+        "| backend | direction | budapp MiB/s | direct client | direct MiB/s | budapp / direct "
+        "| peak RSS MiB (idle) |",
+        "|---|---|---:|---|---:|---:|---:|",
     ]
     for r in results:
-        lines.append(
-            f"| {r.backend} | {r.direction} | {r.budapp_mib_s:.0f} | {r.direct_mib_s:.0f} | "
-            f"{r.budapp_mib_s / r.direct_mib_s:.0%} | {r.peak_rss_mib:.0f} "
-            f"({r.baseline_rss_mib:.0f}) |"
-        )
+        for index, (label, seconds) in enumerate(r.direct_seconds.items()):
+            ours = f"{r.rate(r.budapp_seconds):.0f}" if index == 0 else ""
+            rss = f"{r.peak_rss_mib:.0f} ({r.baseline_rss_mib:.0f})" if index == 0 else ""
+            lines.append(
+                f"| {r.backend} | {r.direction} | {ours} | {label} | {r.rate(seconds):.0f} | "
+                f"{r.budapp_seconds and seconds / r.budapp_seconds:.0%} | {rss} |"
+            )
     return "\n".join(lines)
 
 

@@ -125,6 +125,7 @@ def _object_storage(settings: Settings) -> ObjectStorage:
         part_size=settings.s3_part_size_bytes,
         max_attempts=settings.s3_max_attempts,
         create_bucket=settings.s3_create_bucket,
+        concurrency=settings.s3_upload_concurrency,
     )
 
 

@@ -92,11 +92,12 @@ class Settings(BaseSettings):
     s3_access_key_id: SecretStr | None = None
     s3_secret_access_key: SecretStr | None = None
     # Objects larger than one part go up as a multipart upload; each part is retried alone.
-    # S3 allows 10,000 parts: the part size bounds the largest object (8 MiB: 78 GiB), and
-    # two parts are in memory per upload at once.
+    # S3 allows 10,000 parts: the part size bounds the largest object (8 MiB: 78 GiB).
     s3_part_size_bytes: int = Field(
         default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024 * 1024 * 1024
     )
+    # Parts of one upload sent at once; each costs a part's worth of memory.
+    s3_upload_concurrency: int = Field(default=2, ge=1, le=16)
     s3_max_attempts: int = Field(default=5, ge=1)
     # Create the bucket on start when it is missing (MinIO and tests; off for AWS).
     s3_create_bucket: bool = False

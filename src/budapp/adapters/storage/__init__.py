@@ -34,6 +34,7 @@ def create_object_storage(
     part_size: int = 8 * 1024 * 1024,
     max_attempts: int = 5,
     create_bucket: bool = False,
+    concurrency: int = 2,
 ) -> ObjectStorage:
     if backend == "local":
         return LocalObjectStorage(directory)
@@ -50,6 +51,7 @@ def create_object_storage(
         part_size=part_size,
         max_attempts=max_attempts,
         create_bucket=create_bucket,
+        concurrency=concurrency,
     )
 
 

@@ -1,7 +1,7 @@
 """Objects in an S3 bucket (AWS S3, MinIO, any S3 API), through boto3.
 
 boto3 is synchronous: each request runs in a worker thread. Uploads larger than one part go
-up as a multipart upload with one part in flight while the next is received; boto3 retries
+up as a multipart upload with a few parts in flight while the next is received; boto3 retries
 each request (so each part) on its own, and an aborted upload leaves no parts behind."""
 
 from __future__ import annotations
@@ -43,9 +43,11 @@ class S3ObjectStorage:
         part_size: int = 8 * 1024 * 1024,
         max_attempts: int = 5,
         create_bucket: bool = False,
+        concurrency: int = 2,
     ) -> None:
         self.bucket = bucket
         self.part_size = part_size
+        self.concurrency = concurrency
         self.create_bucket = create_bucket
         config = Config(
             retries={"max_attempts": max_attempts, "mode": "standard"},
@@ -116,7 +118,7 @@ class S3ObjectWriter:
         self._buffer = bytearray()
         self._upload_id: str | None = None
         self._parts: list[CompletedPartTypeDef] = []
-        self._in_flight: asyncio.Task[None] | None = None
+        self._in_flight: list[asyncio.Task[None]] = []
 
     @property
     def size(self) -> int:
@@ -134,15 +136,16 @@ class S3ObjectWriter:
                 "create_multipart_upload", Bucket=self.storage.bucket, Key=self.key
             )
             self._upload_id = started["UploadId"]
-        await self._wait_in_flight()
         body, self._buffer = bytes(self._buffer), bytearray()
-        self._in_flight = asyncio.create_task(self._upload_part(len(self._parts) + 1, body))
-        # Reserve the slot so that part numbers stay in order.
-        self._parts.append({"PartNumber": len(self._parts) + 1, "ETag": ""})
+        # Hashed here, in order, before the part leaves; parts themselves go up concurrently.
+        await asyncio.to_thread(self.digest.absorb, body)
+        while len(self._in_flight) >= self.storage.concurrency:
+            await self._in_flight.pop(0)
+        number = len(self._parts) + 1
+        self._parts.append({"PartNumber": number, "ETag": ""})
+        self._in_flight.append(asyncio.create_task(self._upload_part(number, body)))
 
     async def _upload_part(self, number: int, body: bytes) -> None:
-        # Parts run one at a time, so the hash sees the bytes in order.
-        await asyncio.to_thread(self.digest.absorb, body)
         response = await self.storage._call(
             "upload_part",
             Bucket=self.storage.bucket,
@@ -154,9 +157,8 @@ class S3ObjectWriter:
         self._parts[number - 1] = {"PartNumber": number, "ETag": response["ETag"]}
 
     async def _wait_in_flight(self) -> None:
-        task, self._in_flight = self._in_flight, None
-        if task is not None:
-            await task
+        tasks, self._in_flight = self._in_flight, []
+        await asyncio.gather(*tasks)
 
     async def commit(self, expected_sha256: str | None = None) -> StoredObject:
         bucket = self.storage.bucket
@@ -190,10 +192,10 @@ class S3ObjectWriter:
 
     async def abort(self) -> None:
         self._buffer = bytearray()
-        task, self._in_flight = self._in_flight, None
-        if task is not None:
+        tasks, self._in_flight = self._in_flight, []
+        for task in tasks:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
             await self.storage._call(
