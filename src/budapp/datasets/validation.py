@@ -18,6 +18,15 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 _CELL_LIMIT = 1000
+_JSON_TYPES: dict[type, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    dict: "object",
+    list: "array",
+    type(None): "null",
+}
 _MAX_COLUMNS = 10_000
 
 
@@ -95,7 +104,7 @@ def _jsonl(path: Path, preview_rows: int, max_rows: int) -> DatasetSummary:
                 raise DatasetInvalid(f"line {number} is not a JSON object")
             for key, value in row.items():
                 if key not in seen and len(seen) < _MAX_COLUMNS:
-                    seen[key] = type(value).__name__
+                    seen[key] = _JSON_TYPES.get(type(value), "string")
             summary.row_count += 1
             if summary.row_count > max_rows:
                 break
