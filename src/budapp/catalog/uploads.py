@@ -17,6 +17,7 @@ from budapp.catalog.models import ModelFile, ModelSource, ScanJob, ScanStatus
 from budapp.catalog.schemas import SAFE_FILE_PATH, LocalModelForm, ModelRead
 from budapp.catalog.service import ModelService
 from budapp.core.auth import Principal
+from budapp.core.db import end_read_transaction
 from budapp.core.errors import InvalidInput, PayloadTooLarge
 from budapp.core.multipart import ReceivedForm, read_form_into
 from budapp.core.roles import Permission
@@ -97,6 +98,7 @@ class ModelUploads:
         self, stream: AsyncIterator[bytes], content_type: str, *, by: Principal
     ) -> ModelRead:
         await self.models.projects.require_in_any_project(by, Permission.MODEL_MANAGE)
+        await end_read_transaction(self.models.session)
         model_id = uuid.uuid4()
         uploads: list[StoredUpload] = []
 

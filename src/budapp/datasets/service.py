@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from budapp.adapters.storage import ObjectStorage, ObjectWriter, StoredObject, read_verified
 from budapp.adapters.storage import TooLarge as ObjectTooLarge
 from budapp.core.auth import Principal
-from budapp.core.db import utcnow
+from budapp.core.db import end_read_transaction, utcnow
 from budapp.core.envelope import Page
 from budapp.core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from budapp.core.multipart import ReceivedForm, read_form_into
@@ -203,6 +203,7 @@ class DatasetService:
             uploads.append(_SpooledUpload(writer, self.limits.spool, filename))
             return uploads[0]
 
+        await end_read_transaction(self.session)
         form = ReceivedForm()
         try:
             await read_form_into(form, stream, content_type, open_sink)
