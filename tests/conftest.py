@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +23,7 @@ from budapp.main import create_app
 from budapp.registry import metadata
 from budapp.settings import Settings
 from tests.factories import World, build_world
+from tests.s3server import moto_server, s3_storage
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/budapp_test"
 
@@ -138,3 +140,28 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def world(app: FastAPI, client: httpx.AsyncClient) -> World:
     return await build_world(app, client)
+
+
+# --- object storage: the app's local directory, or S3 (moto's server on loopback) ---------
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=["local", "s3"])
+async def backend(request: pytest.FixtureRequest, app: FastAPI) -> AsyncIterator[str]:
+    if request.param == "local":
+        yield "local"
+        return
+    original = app.state.storage
+    storage = s3_storage(request.getfixturevalue("s3_endpoint"), f"m-{uuid.uuid4().hex[:12]}")
+    await storage.start()
+    app.state.storage = app.state.scan_worker.storage = storage
+    try:
+        yield "s3"
+    finally:
+        app.state.storage = app.state.scan_worker.storage = original
+        await storage.close()

@@ -18,7 +18,10 @@ from fastapi import FastAPI
 from budapp.core.db import session_scope
 from budapp.core.roles import Role
 from budapp.notifications.service import notify
+from tests.catalog import samples
+from tests.catalog.helpers import upload_model, wait_for_scan
 from tests.clusters.factories import create_cluster
+from tests.credentials.samples import create_id
 from tests.factories import World, create_account, create_organization
 
 # A placeholder for cases that need no API key.
@@ -46,10 +49,18 @@ class Targets:
     notification: uuid.UUID = NO_KEY
     webhook: uuid.UUID = NO_KEY
     cluster: uuid.UUID = NO_KEY
+    # Made for model and dataset cases only (see _catalog_targets).
+    credential: uuid.UUID = NO_KEY
+    model: uuid.UUID = NO_KEY
+    model_file: uuid.UUID = NO_KEY
+    failed_model: uuid.UUID = NO_KEY
+    dataset: uuid.UUID = NO_KEY
 
 
 Path = Callable[[Targets], str]
 Body = Callable[[Targets], dict[str, Any]] | None
+# Multipart: (form fields, files) for httpx.
+Upload = Callable[[], tuple[dict[str, str], dict[str, tuple[str, bytes]]]] | None
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ class Case:
     path: Path
     body: Body
     expected: dict[str, int]
+    upload: Upload = None
 
     def status(self, actor: str) -> int:
         return self.expected.get(actor, self.expected.get("*", 0))
@@ -88,6 +100,35 @@ def _by(
 
 def _unique(prefix: str) -> str:
     return f"{prefix} {uuid.uuid4().hex[:8]}"
+
+
+def _jsonl() -> bytes:
+    # Unique content: a dataset version is identified by its bytes.
+    return f'{{"text": "{uuid.uuid4().hex}"}}\n'.encode()
+
+
+async def _catalog_targets(client: httpx.AsyncClient, targets: Targets) -> None:
+    """An organisation-wide credential, a model that passed its scan (with a file), one that
+    failed it, and a dataset, all in organization A."""
+    admin = targets.world["org_admin"].headers
+    targets.credential = await create_id(
+        client, admin, {"kind": "openai", "api_key": "sk-matrix-0123456789"}
+    )
+    passed = await upload_model(client, admin, {"config.json": samples.config_json()})
+    model = await wait_for_scan(client, admin, passed.json()["data"]["id"])
+    targets.model = uuid.UUID(model["id"])
+    targets.model_file = uuid.UUID(model["files"][0]["id"])
+    failed = await upload_model(client, admin, {"model.pkl": samples.malicious_pickle()})
+    targets.failed_model = uuid.UUID(
+        (await wait_for_scan(client, admin, failed.json()["data"]["id"]))["id"]
+    )
+    dataset = await client.post(
+        "/datasets",
+        data={"name": _unique("data")},
+        files={"file": ("d.jsonl", _jsonl())},
+        headers=admin,
+    )
+    targets.dataset = uuid.UUID(dataset.json()["data"]["id"])
 
 
 def _project(t: Targets) -> str:
@@ -330,6 +371,109 @@ CASES: dict[str, Case] = {
         None,
         _by(401, 403, 403, 403, 204, 204, 403, 404),
     ),
+    # Models and datasets belong to the organisation: viewing or managing them needs the
+    # permission in some project (outsider: none), or the org_admin role.
+    "list models": Case(
+        "GET", lambda t: "/models", None, _by(401, 200, 403, 200, 200, 200, 200, 200)
+    ),
+    "models leaderboard": Case(
+        "GET", lambda t: "/models/leaderboard", None, _by(401, 200, 403, 200, 200, 200, 200, 200)
+    ),
+    # The credential is organisation-wide: a developer cannot see it, hence 404.
+    "create cloud model": Case(
+        "POST",
+        lambda t: "/models/cloud",
+        lambda t: {
+            "name": _unique("cloud"),
+            "provider": "openai",
+            "provider_model_id": "gpt-4o",
+            "credential_id": str(t.credential),
+        },
+        _by(401, 404, 403, 201, 201, 201, 404, 404),
+    ),
+    "create local model": Case(
+        "POST",
+        lambda t: "/models/local",
+        lambda t: {"name": _unique("local"), "repo_id": "org/model"},
+        _by(401, 201, 403, 201, 201, 201, 201, 201),
+    ),
+    "create custom model": Case(
+        "POST",
+        lambda t: "/models/custom",
+        lambda t: {"name": _unique("custom"), "uri": "s3://bucket/model/"},
+        _by(401, 201, 403, 201, 201, 201, 201, 201),
+    ),
+    "get model": Case(
+        "GET", lambda t: f"/models/{t.model}", None, _by(401, 200, 403, 200, 200, 200, 404, 404)
+    ),
+    "update model": Case(
+        "PUT",
+        lambda t: f"/models/{t.model}",
+        lambda t: {"description": "changed"},
+        _by(401, 200, 403, 200, 200, 200, 404, 404),
+    ),
+    "delete model": Case(
+        "DELETE", lambda t: f"/models/{t.model}", None, _by(401, 204, 403, 204, 204, 204, 404, 404)
+    ),
+    "model scan override": Case(
+        "POST",
+        lambda t: f"/models/{t.failed_model}/scan-override",
+        lambda t: {"reason": "reviewed and accepted by security"},
+        _by(401, 403, 403, 403, 200, 200, 403, 404),
+    ),
+    "model deployable": Case(
+        "GET",
+        lambda t: f"/models/{t.model}/deployable",
+        None,
+        _by(401, 200, 403, 200, 200, 200, 404, 404),
+    ),
+    "download model file": Case(
+        "GET",
+        lambda t: f"/models/{t.model}/files/{t.model_file}",
+        None,
+        _by(401, 200, 403, 200, 200, 200, 404, 404),
+    ),
+    "list datasets": Case(
+        "GET", lambda t: "/datasets", None, _by(401, 200, 403, 200, 200, 200, 200, 200)
+    ),
+    "upload dataset": Case(
+        "POST",
+        lambda t: "/datasets",
+        None,
+        _by(401, 201, 403, 201, 201, 201, 201, 201),
+        upload=lambda: ({"name": _unique("data")}, {"file": ("d.jsonl", _jsonl())}),
+    ),
+    "get dataset": Case(
+        "GET",
+        lambda t: f"/datasets/{t.dataset}",
+        None,
+        _by(401, 200, 403, 200, 200, 200, 404, 404),
+    ),
+    "update dataset": Case(
+        "PUT",
+        lambda t: f"/datasets/{t.dataset}",
+        lambda t: {"description": "changed"},
+        _by(401, 200, 403, 200, 200, 200, 404, 404),
+    ),
+    "delete dataset": Case(
+        "DELETE",
+        lambda t: f"/datasets/{t.dataset}",
+        None,
+        _by(401, 204, 403, 204, 204, 204, 404, 404),
+    ),
+    "upload dataset version": Case(
+        "POST",
+        lambda t: f"/datasets/{t.dataset}/versions",
+        None,
+        _by(401, 201, 403, 201, 201, 201, 404, 404),
+        upload=lambda: ({}, {"file": ("d.jsonl", _jsonl())}),
+    ),
+    "download dataset": Case(
+        "GET",
+        lambda t: f"/datasets/{t.dataset}/download",
+        None,
+        _by(401, 200, 403, 200, 200, 200, 404, 404),
+    ),
     # A user's access token is not an API key, whoever holds it.
     "current api key": Case(
         "GET", lambda t: "/api-keys/current", None, _by(401, 401, 401, 401, 401, 401, 401, 401)
@@ -423,9 +567,17 @@ async def test_route_authorization(
         targets.webhook = uuid.UUID(created.json()["data"]["id"])
     if "cluster" in case_name:
         targets.cluster = await create_cluster(app, world.org_a, _unique("cluster"))
+    if "model" in case_name or "dataset" in case_name:
+        await _catalog_targets(client, targets)
     headers = {} if actor == "anonymous" else world[actor].headers
-    body = case.body(targets) if case.body else None
-    response = await client.request(case.method, case.path(targets), json=body, headers=headers)
+    if case.upload is not None:
+        data, files = case.upload()
+        response = await client.request(
+            case.method, case.path(targets), data=data, files=files, headers=headers
+        )
+    else:
+        body = case.body(targets) if case.body else None
+        response = await client.request(case.method, case.path(targets), json=body, headers=headers)
     assert response.status_code == case.status(actor), response.text
     if response.status_code >= 400:
         assert response.json()["error"]["code"] in {"UNAUTHORIZED", "FORBIDDEN", "NOT_FOUND"}

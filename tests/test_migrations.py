@@ -37,6 +37,13 @@ TABLES = {
     "webhooks",
     "webhook_deliveries",
     "clusters",
+    "models",
+    "model_tags",
+    "model_files",
+    "scan_jobs",
+    "model_evaluations",
+    "datasets",
+    "dataset_versions",
 }
 
 

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 from fastapi import FastAPI
 
 from budapp.adapters.cache.redis import RedisWindowCounter
+from budapp.adapters.storage import LocalObjectStorage
 
 
 async def test_health_is_public(client: httpx.AsyncClient) -> None:
@@ -12,10 +15,28 @@ async def test_health_is_public(client: httpx.AsyncClient) -> None:
     assert response.json()["data"] == {"status": "ok"}
 
 
-async def test_ready_checks_database_and_cache(client: httpx.AsyncClient) -> None:
+async def test_ready_checks_database_cache_and_storage(client: httpx.AsyncClient) -> None:
     response = await client.get("/ready")
     assert response.status_code == 200
-    assert response.json()["data"] == {"status": "ok", "database": "ok", "cache": "ok"}
+    assert response.json()["data"] == {
+        "status": "ok",
+        "database": "ok",
+        "cache": "ok",
+        "storage": "ok",
+    }
+
+
+async def test_ready_is_503_when_object_storage_is_gone(
+    client: httpx.AsyncClient, app: FastAPI, tmp_path: Path
+) -> None:
+    healthy = app.state.storage
+    app.state.storage = LocalObjectStorage(tmp_path / "never-created")
+    try:
+        response = await client.get("/ready")
+    finally:
+        app.state.storage = healthy
+    assert response.status_code == 503
+    assert {"backend": "storage", "status": "unavailable"} in response.json()["error"]["details"]
 
 
 async def test_ready_is_503_when_a_backend_is_down(client: httpx.AsyncClient, app: FastAPI) -> None:

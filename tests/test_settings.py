@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -37,3 +39,20 @@ def test_api_prefix_trailing_slash_is_dropped() -> None:
     assert Settings(api_prefix="/api/").api_prefix == "/api"
     with pytest.raises(ValidationError):
         Settings(api_prefix="api")
+
+
+def test_storage_defaults_to_a_directory_under_data_dir(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    assert settings.storage_backend == "local"
+    assert settings.resolved_storage_dir == tmp_path / "objects"
+
+
+def test_s3_part_size_must_cover_the_largest_file() -> None:
+    with pytest.raises(ValidationError, match="10,000 parts"):
+        Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            storage_backend="s3",
+            s3_bucket="b",
+            s3_part_size_bytes=5 * 1024 * 1024,
+            model_file_max_bytes=100 * 1024**3,
+        )

@@ -4,6 +4,7 @@ the adapters chosen from settings, and the lifespan that opens and closes them."
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from budapp.adapters.clusters.processes import SupervisorBusy
 from budapp.adapters.clusters.runtime import RestartPolicy, SupervisorConfig
 from budapp.adapters.clusters.supervisor import RuntimeSupervisor
 from budapp.adapters.events import create_event_bus
+from budapp.adapters.storage import ObjectStorage, StorageError, create_object_storage
 from budapp.api_keys.resolver import ApiKeyResolver
 from budapp.api_keys.router import router as api_keys_router
 from budapp.api_keys.service import active_keys_of_project
@@ -34,6 +36,9 @@ from budapp.auth.sso_router import router as sso_router
 from budapp.auth.throttle import LoginThrottle
 from budapp.auth.tokens import TokenIssuer
 from budapp.bootstrap import ensure_initial_admin
+from budapp.catalog.router import router as catalog_router
+from budapp.catalog.scanning import ScanLimits, ScanWorker
+from budapp.catalog.service import models_using_credential
 from budapp.clusters.router import router as clusters_router
 from budapp.clusters.service import clusters_of_organization, ensure_local_cluster
 from budapp.core import migrate
@@ -48,6 +53,7 @@ from budapp.core.references import ReferenceGuard
 from budapp.core.security import PasswordHasher, load_signing_key
 from budapp.credentials.router import router as credentials_router
 from budapp.credentials.service import CredentialVault, check_keyring, credentials_of_project
+from budapp.datasets.router import router as datasets_router
 from budapp.events.hub import EventHub
 from budapp.events.router import router as events_router
 from budapp.events.service import bind_event_bus
@@ -88,7 +94,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.references = _reference_guard()
     app.state.desired_runtimes = _no_runtimes
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_request_body_bytes,
+        uploads=_upload_limits(settings),
+    )
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
 
     app.include_router(health_router)
@@ -108,10 +118,45 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks_router,
         events_router,
         clusters_router,
+        catalog_router,
+        datasets_router,
     ):
         api.include_router(router)
     app.include_router(api)
     return app
+
+
+def _upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int]]:
+    """Upload routes stream their bodies into object storage: they get the upload limits
+    instead of the 1 MiB of management routes (each file is also capped while streaming)."""
+    prefix = re.escape(settings.api_prefix)
+    return [
+        (re.compile(rf"^{prefix}/models/local/?$"), settings.model_upload_max_bytes),
+        # The multipart envelope adds a few hundred bytes around the file.
+        (
+            re.compile(rf"^{prefix}/datasets(/[^/]+/versions)?/?$"),
+            settings.dataset_max_bytes + 64 * 1024,
+        ),
+    ]
+
+
+def _object_storage(settings: Settings) -> ObjectStorage:
+    def secret(value: object) -> str | None:
+        return value.get_secret_value() if hasattr(value, "get_secret_value") else None
+
+    return create_object_storage(
+        settings.storage_backend,
+        directory=settings.resolved_storage_dir,
+        bucket=settings.s3_bucket,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=secret(settings.s3_access_key_id),
+        secret_access_key=secret(settings.s3_secret_access_key),
+        part_size=settings.s3_part_size_bytes,
+        max_attempts=settings.s3_max_attempts,
+        create_bucket=settings.s3_create_bucket,
+        concurrency=settings.s3_upload_concurrency,
+    )
 
 
 async def _keyring(settings: Settings, factory: async_sessionmaker[AsyncSession]) -> Keyring:
@@ -135,6 +180,7 @@ def _reference_guard() -> ReferenceGuard:
     references.register("project", credentials_of_project)
     references.register("project", active_keys_of_project)
     references.register("organization", webhooks_of_organization)
+    references.register("credential", models_using_credential)
     return references
 
 
@@ -240,20 +286,8 @@ async def _start_workflows(state: Any, settings: Settings, url: str) -> Workflow
     return engine
 
 
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = app.state.settings
-    # 0700: the data directory holds the SQLite database and the signing key.
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    url = settings.resolved_database_url
-    if settings.should_auto_migrate:
-        # Alembic drives its own event loop, so it runs in a thread of its own.
-        await asyncio.to_thread(migrate.upgrade, url)
-
-    engine = create_engine(url, pool_size=settings.database_pool_size, echo=settings.database_echo)
-    state = app.state
-    state.engine = engine
-    state.session_factory = create_session_factory(engine)
+def _start_identity(state: Any, settings: Settings) -> None:
+    """Password hashing and budapp's own token signing key."""
     state.password_hasher = PasswordHasher(
         time_cost=settings.password_time_cost, memory_kib=settings.password_memory_kib
     )
@@ -267,29 +301,34 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         audience=settings.jwt_audience,
         ttl_seconds=settings.access_token_ttl_seconds,
     )
-    state.keyring = await _keyring(settings, state.session_factory)
-    state.vault = CredentialVault(state.keyring)
-    state.window_counter = create_window_counter(settings.redis_url)
-    state.identity_providers = IdentityProviders.from_settings(settings)
-    state.authenticator = _authenticator(state, settings)
-    await _start_events(state, settings)
-    state.api_key_resolver = ApiKeyResolver(
+
+
+async def _start_catalog(state: Any, settings: Settings) -> None:
+    """Object storage and the safety-scan worker of uploaded model files."""
+    state.storage = _object_storage(settings)
+    try:
+        await state.storage.start()
+    except StorageError as exc:
+        log.error("object_storage_unavailable", reason=str(exc))
+        raise SystemExit(f"budapp cannot start: object storage: {exc}") from None
+    (settings.data_dir / "spool").mkdir(mode=0o700, exist_ok=True)
+    state.scan_worker = ScanWorker(
         state.session_factory,
-        state.event_bus,
-        ttl_seconds=settings.api_key_cache_ttl_seconds,
-        flush_seconds=settings.api_key_usage_flush_seconds,
+        state.storage,
+        settings.data_dir / "scans",
+        ScanLimits(
+            zip_max_ratio=settings.scan_zip_max_ratio,
+            zip_max_bytes=settings.scan_zip_max_bytes,
+            lease_seconds=settings.scan_lease_seconds,
+            max_attempts=settings.scan_max_attempts,
+            poll_seconds=settings.scan_poll_seconds,
+        ),
     )
-    await state.api_key_resolver.start()
-    state.login_throttle = LoginThrottle(
-        state.window_counter,
-        max_failures_per_account=settings.login_max_failures_per_account,
-        failure_window_seconds=settings.login_failure_window_seconds,
-        max_attempts_per_address=settings.login_max_attempts_per_address,
-        address_window_seconds=settings.login_address_window_seconds,
-    )
+    await state.scan_worker.start()
 
-    state.workflow_engine = await _start_workflows(state, settings, url)
 
+async def _bootstrap(state: Any, settings: Settings) -> None:
+    """The first super admin, on an empty database."""
     try:
         password = await ensure_initial_admin(
             state.session_factory, settings, state.password_hasher, state.references
@@ -306,6 +345,48 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             file=sys.stderr,
             flush=True,
         )
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    # 0700: the data directory holds the SQLite database and the signing key.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    url = settings.resolved_database_url
+    if settings.should_auto_migrate:
+        # Alembic drives its own event loop, so it runs in a thread of its own.
+        await asyncio.to_thread(migrate.upgrade, url)
+
+    engine = create_engine(url, pool_size=settings.database_pool_size, echo=settings.database_echo)
+    state = app.state
+    state.engine = engine
+    state.session_factory = create_session_factory(engine)
+    _start_identity(state, settings)
+    state.keyring = await _keyring(settings, state.session_factory)
+    state.vault = CredentialVault(state.keyring)
+    state.window_counter = create_window_counter(settings.redis_url)
+    state.identity_providers = IdentityProviders.from_settings(settings)
+    state.authenticator = _authenticator(state, settings)
+    await _start_events(state, settings)
+    state.api_key_resolver = ApiKeyResolver(
+        state.session_factory,
+        state.event_bus,
+        ttl_seconds=settings.api_key_cache_ttl_seconds,
+        flush_seconds=settings.api_key_usage_flush_seconds,
+    )
+    await state.api_key_resolver.start()
+    await _start_catalog(state, settings)
+    state.login_throttle = LoginThrottle(
+        state.window_counter,
+        max_failures_per_account=settings.login_max_failures_per_account,
+        failure_window_seconds=settings.login_failure_window_seconds,
+        max_attempts_per_address=settings.login_max_attempts_per_address,
+        address_window_seconds=settings.login_address_window_seconds,
+    )
+
+    state.workflow_engine = await _start_workflows(state, settings, url)
+
+    await _bootstrap(state, settings)
     if settings.webhook_worker_enabled:
         await state.webhook_dispatcher.start()
     await _start_clusters(app, settings)
@@ -317,6 +398,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.webhook_dispatcher.close()
         if state.runtime_supervisor is not None:
             await state.runtime_supervisor.close(stop_runtimes=settings.runtime_stop_on_shutdown)
+        await state.scan_worker.close()
+        await state.storage.close()
         await state.api_key_resolver.close()
         await state.identity_providers.close()
         await state.event_bus.close()

@@ -3,9 +3,11 @@
 from budapp.api_keys.models import ApiKey
 from budapp.audit.models import AuditChainHead, AuditRecord
 from budapp.auth.models import AuthSession, OidcLogin, RefreshToken, UserIdentity
+from budapp.catalog.models import Model, ModelEvaluation, ModelFile, ModelTag, ScanJob
 from budapp.clusters.models import Cluster
 from budapp.core.db import Base
 from budapp.credentials.models import Credential
+from budapp.datasets.models import Dataset, DatasetVersion
 from budapp.notifications.models import Notification
 from budapp.organizations.models import Organization
 from budapp.projects.models import Project, ProjectMember
@@ -22,12 +24,19 @@ __all__ = [
     "AuthSession",
     "Cluster",
     "Credential",
+    "Dataset",
+    "DatasetVersion",
+    "Model",
+    "ModelEvaluation",
+    "ModelFile",
+    "ModelTag",
     "Notification",
     "OidcLogin",
     "Organization",
     "Project",
     "ProjectMember",
     "RefreshToken",
+    "ScanJob",
     "User",
     "UserIdentity",
     "Webhook",

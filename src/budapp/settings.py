@@ -219,6 +219,43 @@ class Settings(BaseSettings):
     runtime_log_backups: int = Field(default=2, ge=0)
     # False: runtimes outlive a budapp shutdown and the next start adopts them.
     runtime_stop_on_shutdown: bool = True
+    # --- object storage ------------------------------------------------------------------
+    # `local`: files under `storage_dir` (default `<data_dir>/objects`); `s3`: any S3 API
+    # (AWS S3, MinIO) with the settings below.
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: Path | None = None
+    s3_bucket: str = ""
+    # Empty: AWS's own endpoint for the region; MinIO: http://minio:9000
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    # Neither set: boto3's default chain (environment, instance profile, web identity).
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # Objects larger than one part go up as a multipart upload; each part is retried alone.
+    # S3 allows 10,000 parts: the part size bounds the largest object (8 MiB: 78 GiB).
+    s3_part_size_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=5 * 1024 * 1024, le=5 * 1024 * 1024 * 1024
+    )
+    # Parts of one upload sent at once; each costs a part's worth of memory.
+    s3_upload_concurrency: int = Field(default=2, ge=1, le=16)
+    s3_max_attempts: int = Field(default=5, ge=1)
+    # Create the bucket on start when it is missing (MinIO and tests; off for AWS).
+    s3_create_bucket: bool = False
+
+    # --- uploads: models and datasets --------------------------------------------------------
+    # Largest single model file, and largest whole upload request (all files of a model).
+    model_file_max_bytes: int = Field(default=64 * 1024**3, ge=1024)
+    model_upload_max_bytes: int = Field(default=256 * 1024**3, ge=1024)
+    dataset_max_bytes: int = Field(default=1024**3, ge=1024)
+    dataset_max_rows: int = Field(default=10_000_000, ge=1)
+    dataset_preview_rows: int = Field(default=20, ge=1, le=1000)
+    # The safety scan: how often idle workers look for queued scans, how long a claimed scan
+    # is reserved before another replica may take it over, and zip-bomb limits.
+    scan_poll_seconds: float = Field(default=5.0, gt=0)
+    scan_lease_seconds: int = Field(default=1800, ge=10)
+    scan_max_attempts: int = Field(default=3, ge=1)
+    scan_zip_max_ratio: int = Field(default=100, ge=1)
+    scan_zip_max_bytes: int = Field(default=128 * 1024**3, ge=1024)
 
     # --- bootstrap -----------------------------------------------------------------------------
     admin_email: str = "admin@budapp.local"
@@ -281,6 +318,21 @@ class Settings(BaseSettings):
     @property
     def inline_encryption_keys(self) -> str | None:
         return self.encryption_keys.get_secret_value() if self.encryption_keys else None
+
+    @model_validator(mode="after")
+    def _parts_cover_the_largest_file(self) -> Settings:
+        if self.storage_backend == "s3" and self.s3_part_size_bytes * 10_000 < max(
+            self.model_file_max_bytes, self.dataset_max_bytes
+        ):
+            raise ValueError(
+                "BUDAPP_S3_PART_SIZE_BYTES x 10,000 parts must cover BUDAPP_MODEL_FILE_MAX_BYTES "
+                "and BUDAPP_DATASET_MAX_BYTES"
+            )
+        return self
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return self.storage_dir or self.data_dir / "objects"
 
     @property
     def is_sqlite(self) -> bool:

@@ -136,6 +136,15 @@ async def _run_after_commit(session: AsyncSession) -> None:
         await action()
 
 
+async def end_read_transaction(session: AsyncSession) -> None:
+    """Gives the connection back to the pool before a long wait (a streamed upload), when the
+    unit of work has only read so far: holding it would pin one pooled connection, idle in a
+    transaction, per upload. The next query starts a new transaction."""
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("the unit of work has unflushed changes")
+    await session.rollback()
+
+
 @asynccontextmanager
 async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A unit of work: commit on success, roll back on any exception."""

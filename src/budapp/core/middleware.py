@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
 
 import structlog
 from starlette.datastructures import MutableHeaders
@@ -78,19 +79,36 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 class BodySizeLimitMiddleware:
     """Refuses request bodies over `max_bytes` with 413: at once when Content-Length says so,
-    else as soon as the streamed body passes the limit, so it is never read whole."""
+    else as soon as the streamed body passes the limit, so it is never read whole. Upload
+    routes get larger limits of their own (`uploads`: path pattern -> bytes)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        uploads: Sequence[tuple[re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = list(uploads)
+
+    def _limit(self, scope: Scope) -> int:
+        if scope.get("method") in {"POST", "PUT"}:
+            for pattern, limit in self.uploads:
+                if pattern.match(scope["path"]):
+                    return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self._limit(scope)
+        too_large = f"The request body exceeds {max_bytes} bytes"
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared > max_bytes:
+            await _refuse(scope, receive, send, too_large)
             return
         received = 0
         exceeded = False
@@ -101,9 +119,9 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     exceeded = True
-                    raise PayloadTooLarge(self._message)
+                    raise PayloadTooLarge(too_large)
             return message
 
         async def guarded_send(message: Message) -> None:
@@ -113,17 +131,14 @@ class BodySizeLimitMiddleware:
                 await send(message)
             elif not replaced and message["type"] == "http.response.start":
                 replaced = True
-                await self._refuse(scope, receive, send)
+                await _refuse(scope, receive, send, too_large)
 
         await self.app(scope, limited_receive, guarded_send)
 
-    @property
-    def _message(self) -> str:
-        return f"The request body exceeds {self.max_bytes} bytes"
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = error_response(413, PayloadTooLarge.code, self._message)
-        await response(scope, receive, send)
+async def _refuse(scope: Scope, receive: Receive, send: Send, message: str) -> None:
+    response = error_response(413, PayloadTooLarge.code, message)
+    await response(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

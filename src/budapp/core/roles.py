@@ -47,6 +47,8 @@ class Permission(StrEnum):
     ROUTER_MANAGE = "router:manage"
     CREDENTIAL_VIEW = "credential:view"
     CREDENTIAL_MANAGE = "credential:manage"
+    DATASET_VIEW = "dataset:view"
+    DATASET_MANAGE = "dataset:manage"
 
 
 _VIEW_ALL = frozenset(p for p in Permission if p.value.endswith(":view"))
@@ -57,6 +59,7 @@ ROLE_PERMISSIONS: dict[ProjectRole, frozenset[Permission]] = {
     | {
         Permission.ENDPOINT_MANAGE,
         Permission.MODEL_MANAGE,
+        Permission.DATASET_MANAGE,
         Permission.API_KEY_MANAGE,
         Permission.ROUTER_MANAGE,
     },

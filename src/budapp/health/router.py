@@ -21,7 +21,8 @@ async def health() -> Envelope[dict[str, str]]:
 
 @router.get("/ready", response_model=Envelope[dict[str, str]], responses=errors(ServiceUnavailable))
 async def ready(request: Request) -> Envelope[dict[str, str]] | JSONResponse:
-    """Every backend budapp needs answers: the database, and the cache when one is configured."""
+    """Every backend budapp needs answers: the database, object storage, and the cache when
+    one is configured."""
     state = request.app.state
     checks: dict[str, str] = {}
     try:
@@ -37,6 +38,12 @@ async def ready(request: Request) -> Envelope[dict[str, str]] | JSONResponse:
     except Exception as exc:
         log.warning("readiness_check_failed", backend="cache", error=str(exc))
         checks["cache"] = "unavailable"
+    try:
+        await state.storage.ping()
+        checks["storage"] = "ok"
+    except Exception as exc:
+        log.warning("readiness_check_failed", backend="storage", error=str(exc))
+        checks["storage"] = "unavailable"
     if all(value == "ok" for value in checks.values()):
         return Envelope(data={"status": "ok", **checks})
     details = [{"backend": name, "status": status} for name, status in checks.items()]

@@ -82,6 +82,15 @@ class ProjectService:
         access.require(permission)
         return access
 
+    async def require_in_any_project(self, principal: Principal, permission: Permission) -> None:
+        """For resources of the whole organisation (models, datasets): org admins hold every
+        permission; others need `permission` in at least one of their projects."""
+        if principal.has_role(Role.ORG_ADMIN):
+            return
+        memberships = await self.repository.memberships(principal.user_id)
+        if not any(permission in effective_permissions(m) for m, _ in memberships):
+            raise Forbidden(f"Requires the {permission.value} permission in a project")
+
     # --- projects --------------------------------------------------------------------------
 
     async def page(self, principal: Principal, filters: ProjectFilter) -> Page[ProjectRead]:

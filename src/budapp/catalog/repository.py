@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from budapp.catalog.models import JobStatus, Model, ModelEvaluation, ModelFile, ModelTag, ScanJob
+from budapp.catalog.schemas import LeaderboardFilter, ModelFilter
+from budapp.core.auth import TenantScope
+from budapp.core.repository import contains, fetch_page
+
+
+class ModelRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def _scoped(self, scope: TenantScope) -> Select[Model]:
+        return select(Model).where(Model.deleted_at.is_(None), scope.where(Model.organization_id))
+
+    async def get(self, scope: TenantScope, model_id: uuid.UUID) -> Model | None:
+        return await self.session.scalar(self._scoped(scope).where(Model.id == model_id))
+
+    async def page(self, scope: TenantScope, filters: ModelFilter) -> tuple[list[Model], int]:
+        statement = self._scoped(scope)
+        if filters.source is not None:
+            statement = statement.where(Model.source == filters.source)
+        if filters.modality is not None:
+            statement = statement.where(Model.modality == filters.modality)
+        if filters.provider is not None:
+            statement = statement.where(Model.provider == filters.provider)
+        if filters.scan_status is not None:
+            statement = statement.where(Model.scan_status == filters.scan_status)
+        if filters.organization_id is not None:
+            statement = statement.where(Model.organization_id == filters.organization_id)
+        if filters.tag is not None:
+            tagged = select(ModelTag.model_id).where(ModelTag.tag == filters.tag)
+            statement = statement.where(Model.id.in_(tagged))
+        if filters.search is not None:
+            statement = statement.where(
+                or_(
+                    contains(Model.name, filters.search),
+                    contains(Model.description, filters.search),
+                    contains(Model.architecture, filters.search),
+                    contains(Model.provider_model_id, filters.search),
+                    contains(Model.repo_id, filters.search),
+                )
+            )
+        statement = statement.order_by(Model.name, Model.id)
+        return await fetch_page(self.session, statement, filters)
+
+    async def name_taken(
+        self, organization_id: uuid.UUID, name: str, *, excluding: uuid.UUID | None = None
+    ) -> bool:
+        statement = select(Model.id).where(
+            Model.deleted_at.is_(None), Model.organization_id == organization_id, Model.name == name
+        )
+        if excluding is not None:
+            statement = statement.where(Model.id != excluding)
+        return (await self.session.scalar(statement.limit(1))) is not None
+
+    async def files(self, model_id: uuid.UUID) -> Sequence[ModelFile]:
+        statement = select(ModelFile).where(ModelFile.model_id == model_id)
+        return (await self.session.scalars(statement.order_by(ModelFile.path))).all()
+
+    async def file(self, model_id: uuid.UUID, file_id: uuid.UUID) -> ModelFile | None:
+        statement = select(ModelFile).where(ModelFile.model_id == model_id, ModelFile.id == file_id)
+        return await self.session.scalar(statement)
+
+    async def replace_tags(self, model_id: uuid.UUID, tags: list[str]) -> None:
+        await self.session.execute(delete(ModelTag).where(ModelTag.model_id == model_id))
+        self.session.add_all(ModelTag(model_id=model_id, tag=tag) for tag in tags)
+
+    async def count_using_credential(self, credential_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(
+            Model.deleted_at.is_(None), Model.credential_id == credential_id
+        )
+        return int(await self.session.scalar(statement) or 0)
+
+    async def leaderboard(
+        self, scope: TenantScope, filters: LeaderboardFilter
+    ) -> list[tuple[uuid.UUID, str, str, bool, float, float, int, datetime]]:
+        statement = (
+            select(
+                Model.id,
+                Model.name,
+                ModelEvaluation.metric,
+                ModelEvaluation.higher_is_better,
+                func.max(ModelEvaluation.value),
+                func.min(ModelEvaluation.value),
+                func.count(),
+                func.max(ModelEvaluation.created_at),
+            )
+            .join(Model, Model.id == ModelEvaluation.model_id)
+            .where(Model.deleted_at.is_(None), scope.where(ModelEvaluation.organization_id))
+            .group_by(
+                Model.id, Model.name, ModelEvaluation.metric, ModelEvaluation.higher_is_better
+            )
+        )
+        if filters.metric is not None:
+            statement = statement.where(ModelEvaluation.metric == filters.metric)
+        if filters.kind is not None:
+            statement = statement.where(ModelEvaluation.kind == filters.kind)
+        rows = (await self.session.execute(statement)).all()
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+    def add(self, row: Model | ModelFile | ScanJob | ModelEvaluation) -> None:
+        self.session.add(row)
+
+
+class ScanJobRepository:
+    """Claims are single UPDATE statements, so two workers (or replicas) never take the same
+    job: the loser's UPDATE matches no row."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def next_claimable(self, now: datetime) -> ScanJob | None:
+        statement = (
+            select(ScanJob).where(_claimable(now)).order_by(ScanJob.created_at, ScanJob.id).limit(1)
+        )
+        return await self.session.scalar(statement)
+
+    async def claim(self, job_id: uuid.UUID, now: datetime, lease_until: datetime) -> bool:
+        statement = (
+            update(ScanJob)
+            .where(ScanJob.id == job_id, _claimable(now))
+            .values(
+                status=JobStatus.RUNNING,
+                lease_until=lease_until,
+                attempts=ScanJob.attempts + 1,
+                updated_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(statement)
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def get(self, job_id: uuid.UUID) -> ScanJob | None:
+        return await self.session.get(ScanJob, job_id, populate_existing=True)
+
+    async def model(self, model_id: uuid.UUID) -> Model | None:
+        return await self.session.get(Model, model_id, populate_existing=True)
+
+    async def files(self, model_id: uuid.UUID) -> Sequence[ModelFile]:
+        return await ModelRepository(self.session).files(model_id)
+
+    async def pending(self) -> int:
+        statement = select(func.count()).where(ScanJob.status != JobStatus.DONE)
+        return int(await self.session.scalar(statement) or 0)
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    # Queued, or running under a lease that ran out (its worker died with the replica).
+    return or_(
+        ScanJob.status == JobStatus.QUEUED,
+        (ScanJob.status == JobStatus.RUNNING) & (ScanJob.lease_until < now),
+    )

@@ -1,0 +1,305 @@
+"""The model catalogue: registering cloud, local and custom models, their metadata, the scan
+override and the rule that decides whether a model may be deployed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from budapp.adapters.storage import ObjectStorage, read_verified
+from budapp.catalog.errors import ModelNotDeployable
+from budapp.catalog.licenses import terms_of
+from budapp.catalog.models import Model, ModelFile, ModelSource, ScanStatus
+from budapp.catalog.repository import ModelRepository
+from budapp.catalog.schemas import (
+    CloudModelCreate,
+    CustomModelCreate,
+    LeaderboardEntry,
+    LeaderboardFilter,
+    LocalModelReference,
+    ModelFileRead,
+    ModelFilter,
+    ModelMetadata,
+    ModelRead,
+    ModelUpdate,
+    ScanOverride,
+)
+from budapp.core.auth import Principal
+from budapp.core.db import after_commit, utcnow
+from budapp.core.envelope import Page
+from budapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from budapp.core.references import ReferenceGuard
+from budapp.core.roles import Permission, Role
+from budapp.credentials.service import CredentialService
+from budapp.projects.service import ProjectService
+
+
+class ScanQueue(Protocol):
+    async def wake(self) -> None: ...
+
+
+def ensure_deployable(model: Model) -> None:
+    """The endpoints domain calls this before deploying: a model whose scan failed is refused
+    unless an org admin overrode the result; one still being scanned waits for it."""
+    if model.is_deleted:
+        raise NotFound("model", model.id)
+    if model.scan_status is ScanStatus.PENDING:
+        raise ModelNotDeployable("The model's files are still being scanned")
+    if model.scan_status is ScanStatus.FAILED and model.scan_override_at is None:
+        raise ModelNotDeployable(
+            "The model's files failed the safety scan; an org admin may override it",
+            details=model.scan_findings,
+        )
+
+
+def is_deployable(model: Model) -> bool:
+    try:
+        ensure_deployable(model)
+    except (ModelNotDeployable, NotFound):
+        return False
+    return True
+
+
+class ModelService:
+    def __init__(
+        self,
+        session: AsyncSession,
+        storage: ObjectStorage,
+        projects: ProjectService,
+        credentials: CredentialService,
+        references: ReferenceGuard,
+        *,
+        scans: ScanQueue,
+    ) -> None:
+        self.session = session
+        self.repository = ModelRepository(session)
+        self.storage = storage
+        self.projects = projects
+        self.credentials = credentials
+        self.references = references
+        self.scans = scans
+
+    # --- reads -----------------------------------------------------------------------------
+
+    async def get(self, model_id: uuid.UUID, *, by: Principal) -> Model:
+        await self.projects.require_in_any_project(by, Permission.MODEL_VIEW)
+        model = await self.repository.get(by.scope, model_id)
+        if model is None:
+            raise NotFound("model", model_id)
+        return model
+
+    async def read(self, model_id: uuid.UUID, *, by: Principal) -> ModelRead:
+        model = await self.get(model_id, by=by)
+        return self.to_read(model, await self.repository.files(model.id))
+
+    async def page(self, filters: ModelFilter, *, by: Principal) -> Page[ModelRead]:
+        await self.projects.require_in_any_project(by, Permission.MODEL_VIEW)
+        rows, total = await self.repository.page(by.scope, filters)
+        return Page([self.to_read(row) for row in rows], total, filters)
+
+    async def download(
+        self, model_id: uuid.UUID, file_id: uuid.UUID, *, by: Principal
+    ) -> tuple[ModelFile, AsyncIterator[bytes]]:
+        model = await self.get(model_id, by=by)
+        found = await self.repository.file(model.id, file_id)
+        if found is None:
+            raise NotFound("model file", file_id)
+        return found, read_verified(self.storage, found.object_key, found.sha256)
+
+    async def leaderboard(
+        self, filters: LeaderboardFilter, *, by: Principal
+    ) -> Page[LeaderboardEntry]:
+        await self.projects.require_in_any_project(by, Permission.MODEL_VIEW)
+        entries = []
+        for (
+            model_id,
+            name,
+            metric,
+            higher,
+            best_max,
+            best_min,
+            count,
+            last,
+        ) in await self.repository.leaderboard(by.scope, filters):
+            value = best_max if higher else best_min
+            entries.append(
+                (metric, -value if higher else value, model_id, name, higher, count, last)
+            )
+        entries.sort(key=lambda entry: (entry[0], entry[1], entry[3]))
+        ranked: list[LeaderboardEntry] = []
+        for metric, key, model_id, name, higher, count, last in entries:
+            rank = 1 if not ranked or ranked[-1].metric != metric else ranked[-1].rank + 1
+            value = -key if higher else key
+            ranked.append(
+                LeaderboardEntry(
+                    rank=rank,
+                    metric=metric,
+                    model_id=model_id,
+                    model_name=name,
+                    value=value,
+                    higher_is_better=higher,
+                    results=count,
+                    last_recorded_at=last,
+                )
+            )
+        start = filters.offset
+        return Page(ranked[start : start + filters.per_page], len(ranked), filters)
+
+    # --- writes ----------------------------------------------------------------------------
+
+    async def create_cloud(self, data: CloudModelCreate, *, by: Principal) -> ModelRead:
+        await self.projects.require_in_any_project(by, Permission.MODEL_MANAGE)
+        try:
+            credential = await self.credentials.get(data.credential_id, by=by)
+        except (NotFound, Forbidden):
+            raise NotFound("credential", data.credential_id) from None
+        # A super admin sees every tenant's credentials; a model uses its own tenant's only.
+        if credential.organization_id != by.organization_id:
+            raise NotFound("credential", data.credential_id)
+        if credential.category != "provider" or credential.kind != data.provider:
+            raise InvalidInput(
+                f"Credential {credential.id} is a {credential.kind} credential, "
+                f"not one for {data.provider}",
+                details=[{"field": "credential_id", "message": "provider mismatch"}],
+            )
+        model = await self.add_model(
+            data,
+            by,
+            source=ModelSource.CLOUD,
+            scan_status=ScanStatus.NOT_REQUIRED,
+            provider=data.provider,
+            provider_model_id=data.provider_model_id,
+            credential_id=credential.id,
+        )
+        return self.to_read(model)
+
+    async def create_reference(self, data: LocalModelReference, *, by: Principal) -> ModelRead:
+        await self.projects.require_in_any_project(by, Permission.MODEL_MANAGE)
+        model = await self.add_model(
+            data,
+            by,
+            source=ModelSource.LOCAL,
+            scan_status=ScanStatus.NOT_SCANNED,
+            provider="huggingface",
+            repo_id=data.repo_id,
+            revision=data.revision,
+        )
+        return self.to_read(model)
+
+    async def create_custom(self, data: CustomModelCreate, *, by: Principal) -> ModelRead:
+        await self.projects.require_in_any_project(by, Permission.MODEL_MANAGE)
+        model = await self.add_model(
+            data, by, source=ModelSource.CUSTOM, scan_status=ScanStatus.NOT_SCANNED, uri=data.uri
+        )
+        return self.to_read(model)
+
+    async def add_model(
+        self, data: ModelMetadata, by: Principal, *, name: str | None = None, **columns: object
+    ) -> Model:
+        name = name or getattr(data, "name", None)
+        if not isinstance(name, str):  # pragma: no cover - every create schema has a name
+            raise InvalidInput("A model needs a name")
+        await self.ensure_name_free(by.organization_id, name)
+        model = Model(
+            id=columns.pop("id", None) or uuid.uuid4(),
+            organization_id=by.organization_id,
+            name=name,
+            tags=data.tags or [],
+            **columns,
+        )
+        self._apply_metadata(model, data)
+        self.repository.add(model)
+        await self.session.flush()
+        await self.repository.replace_tags(model.id, model.tags)
+        await self.session.flush()
+        return model
+
+    async def update(self, model_id: uuid.UUID, data: ModelUpdate, *, by: Principal) -> ModelRead:
+        await self.projects.require_in_any_project(by, Permission.MODEL_MANAGE)
+        model = await self.get(model_id, by=by)
+        if data.name is not None and data.name != model.name:
+            await self.ensure_name_free(model.organization_id, data.name, excluding=model.id)
+            model.name = data.name
+        self._apply_metadata(model, data)
+        if data.tags is not None:
+            model.tags = data.tags
+            await self.repository.replace_tags(model.id, data.tags)
+        await self.session.flush()
+        return self.to_read(model, await self.repository.files(model.id))
+
+    async def delete(self, model_id: uuid.UUID, *, by: Principal) -> None:
+        await self.projects.require_in_any_project(by, Permission.MODEL_MANAGE)
+        model = await self.get(model_id, by=by)
+        await self.references.ensure_unreferenced("model", self.session, model.id)
+        model.deleted_at = utcnow()
+        await self.session.flush()
+
+    async def override_scan(
+        self, model_id: uuid.UUID, data: ScanOverride, *, by: Principal
+    ) -> ModelRead:
+        if not by.has_role(Role.ORG_ADMIN):
+            raise Forbidden("Only an org admin may override a failed scan")
+        model = await self.get(model_id, by=by)
+        if model.scan_status is not ScanStatus.FAILED:
+            raise Conflict(
+                f"Only a failed scan can be overridden (this one is {model.scan_status})"
+            )
+        model.scan_override_by = by.user_id
+        model.scan_override_reason = data.reason
+        model.scan_override_at = utcnow()
+        await self.session.flush()
+        return self.to_read(model, await self.repository.files(model.id))
+
+    async def deployable(self, model_id: uuid.UUID, *, by: Principal) -> Model:
+        model = await self.get(model_id, by=by)
+        ensure_deployable(model)
+        return model
+
+    # --- shared with the upload path -------------------------------------------------------
+
+    async def ensure_name_free(
+        self, organization_id: uuid.UUID, name: str, excluding: uuid.UUID | None = None
+    ) -> None:
+        if await self.repository.name_taken(organization_id, name, excluding=excluding):
+            raise Conflict(f"A model named {name!r} already exists in this organization")
+
+    def queue_scan_after_commit(self) -> None:
+        after_commit(self.session, self.scans.wake)
+
+    @staticmethod
+    def _apply_metadata(model: Model, data: ModelMetadata) -> None:
+        for column in (
+            "description",
+            "modality",
+            "architecture",
+            "parameter_count",
+            "context_length",
+            "quantization",
+            "license",
+        ):
+            if column in data.model_fields_set:
+                value = getattr(data, column)
+                if value is not None or column in {"description", "quantization", "license"}:
+                    setattr(model, column, value)
+
+    @staticmethod
+    def to_read(model: Model, files: Sequence[ModelFile] | None = None) -> ModelRead:
+        terms = terms_of(model.license)
+        read = ModelRead.model_validate(model)
+        return read.model_copy(
+            update={
+                "license_name": terms.name if terms else None,
+                "license_commercial_use": terms.commercial_use if terms else None,
+                "license_flagged": terms.restricts_commercial_use if terms else False,
+                "deployable": is_deployable(model),
+                "files": [ModelFileRead.model_validate(f) for f in files or ()],
+            }
+        )
+
+
+async def models_using_credential(session: AsyncSession, credential_id: uuid.UUID) -> str | None:
+    count = await ModelRepository(session).count_using_credential(credential_id)
+    return f"{count} model(s)" if count else None
