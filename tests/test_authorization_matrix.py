@@ -502,6 +502,8 @@ def test_every_management_route_is_in_the_matrix(app: FastAPI) -> None:
                 "/internal",
                 # Runs need a workflow behind them: tests/workflows/test_engine.py.
                 "/workflows",
+                # Endpoints need a model and an onboarded cluster: tests/endpoints.
+                "/endpoints",
                 "/audit",
                 "/credentials",
             )

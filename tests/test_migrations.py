@@ -33,6 +33,8 @@ TABLES = {
     "oidc_logins",
     "workflow_runs",
     "workflow_steps",
+    "endpoints",
+    "endpoint_replicas",
     "notifications",
     "webhooks",
     "webhook_deliveries",

@@ -14,9 +14,10 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+import budapp.endpoints.workflows  # noqa: F401 - registers the endpoint workflows with DBOS
 from budapp import __version__
 from budapp.adapters.cache import create_window_counter
-from budapp.adapters.clusters import ClusterConnector, RuntimeSpec
+from budapp.adapters.clusters import ClusterConnector
 from budapp.adapters.clusters.catalog import SHIPPED, TemplateCatalog
 from budapp.adapters.clusters.local import LocalProvider
 from budapp.adapters.clusters.processes import SupervisorBusy
@@ -54,6 +55,13 @@ from budapp.core.security import PasswordHasher, load_signing_key
 from budapp.credentials.router import router as credentials_router
 from budapp.credentials.service import CredentialVault, check_keyring, credentials_of_project
 from budapp.datasets.router import router as datasets_router
+from budapp.endpoints.router import router as endpoints_router
+from budapp.endpoints.runtimes import RuntimeEvents, desired_local_runtimes
+from budapp.endpoints.service import (
+    endpoints_in_project,
+    endpoints_on_cluster,
+    endpoints_using_model,
+)
 from budapp.events.hub import EventHub
 from budapp.events.router import router as events_router
 from budapp.events.service import bind_event_bus
@@ -92,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.trusted_networks = parse_networks(settings.trusted_proxies)
     app.state.references = _reference_guard()
-    app.state.desired_runtimes = _no_runtimes
+    app.state.desired_runtimes = desired_local_runtimes
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
@@ -118,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks_router,
         events_router,
         clusters_router,
+        endpoints_router,
         catalog_router,
         datasets_router,
     ):
@@ -181,6 +190,9 @@ def _reference_guard() -> ReferenceGuard:
     references.register("project", active_keys_of_project)
     references.register("organization", webhooks_of_organization)
     references.register("credential", models_using_credential)
+    references.register("model", endpoints_using_model)
+    references.register("cluster", endpoints_on_cluster)
+    references.register("project", endpoints_in_project)
     return references
 
 
@@ -197,7 +209,6 @@ def _delivery_policy(settings: Settings) -> DeliveryPolicy:
 
 
 def _runtime_supervisor(settings: Settings) -> RuntimeSupervisor:
-    extra = [settings.runtime_templates_dir] if settings.runtime_templates_dir else []
     config = SupervisorConfig(
         runtime_dir=settings.resolved_runtime_dir,
         host=settings.runtime_host,
@@ -212,19 +223,17 @@ def _runtime_supervisor(settings: Settings) -> RuntimeSupervisor:
         log_max_bytes=settings.runtime_log_max_bytes,
         log_backups=settings.runtime_log_backups,
     )
-    return RuntimeSupervisor(config, TemplateCatalog.load([SHIPPED, *extra]))
+    return RuntimeSupervisor(config, runtime_templates(settings))
 
 
-async def _no_runtimes(factory: async_sessionmaker[AsyncSession]) -> list[RuntimeSpec]:
-    """What the database says should run on this host: the endpoints domain puts its own
-    function (its deployed replicas) in `app.state.desired_runtimes`. Until then nothing
-    should, and whatever a previous budapp process left running is stopped at start."""
-    del factory
-    return []
+def runtime_templates(settings: Settings) -> TemplateCatalog:
+    extra = [settings.runtime_templates_dir] if settings.runtime_templates_dir else []
+    return TemplateCatalog.load([SHIPPED, *extra])
 
 
 async def _start_clusters(app: FastAPI, settings: Settings) -> None:
     state = app.state
+    state.runtime_templates = runtime_templates(settings)
     supervisor = _runtime_supervisor(settings)
     try:
         await supervisor.open()
@@ -237,6 +246,7 @@ async def _start_clusters(app: FastAPI, settings: Settings) -> None:
         )
         return
     state.runtime_supervisor = supervisor
+    supervisor.subscribe(RuntimeEvents(state.session_factory))
     local = LocalProvider(supervisor, nvidia_smi=settings.nvidia_smi)
     state.cluster_connector = ClusterConnector(
         local, timeout=settings.cluster_request_timeout_seconds
@@ -282,7 +292,16 @@ async def _start_workflows(state: Any, settings: Settings, url: str) -> Workflow
         executor_id=settings.replica_id,
         concurrency=settings.workflow_concurrency,
     )
-    await engine.start(EngineContext(state.session_factory))
+    # What workflow steps reach for: deployments talk to clusters and read model files.
+    services = {
+        "keyring": state.keyring,
+        "connector": state.cluster_connector,
+        "references": state.references,
+        "storage": state.storage,
+        "templates": state.runtime_templates,
+        "model_cache": settings.data_dir / "model-cache",
+    }
+    await engine.start(EngineContext(state.session_factory, services=services))
     return engine
 
 
@@ -384,17 +403,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         address_window_seconds=settings.login_address_window_seconds,
     )
 
-    state.workflow_engine = await _start_workflows(state, settings, url)
-
     await _bootstrap(state, settings)
     if settings.webhook_worker_enabled:
         await state.webhook_dispatcher.start()
     await _start_clusters(app, settings)
+    state.workflow_engine = await _start_workflows(state, settings, url)
     log.info("budapp_started", database=engine.url.get_backend_name(), prefix=settings.api_prefix)
     try:
         yield
     finally:
-        await state.workflow_engine.stop()
         await state.webhook_dispatcher.close()
         if state.runtime_supervisor is not None:
             await state.runtime_supervisor.close(stop_runtimes=settings.runtime_stop_on_shutdown)
@@ -404,4 +421,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.identity_providers.close()
         await state.event_bus.close()
         await state.window_counter.close()
+        # Last: DBOS shuts down the thread pool it lent this event loop.
+        await state.workflow_engine.stop()
         await engine.dispose()

@@ -8,6 +8,7 @@ from budapp.clusters.models import Cluster
 from budapp.core.db import Base
 from budapp.credentials.models import Credential
 from budapp.datasets.models import Dataset, DatasetVersion
+from budapp.endpoints.models import Endpoint, EndpointReplica
 from budapp.notifications.models import Notification
 from budapp.organizations.models import Organization
 from budapp.projects.models import Project, ProjectMember
@@ -26,6 +27,8 @@ __all__ = [
     "Credential",
     "Dataset",
     "DatasetVersion",
+    "Endpoint",
+    "EndpointReplica",
     "Model",
     "ModelEvaluation",
     "ModelFile",

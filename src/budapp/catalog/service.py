@@ -27,7 +27,7 @@ from budapp.catalog.schemas import (
     ModelUpdate,
     ScanOverride,
 )
-from budapp.core.auth import Principal
+from budapp.core.auth import Principal, system_scope
 from budapp.core.db import after_commit, utcnow
 from budapp.core.envelope import Page
 from budapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -303,3 +303,12 @@ class ModelService:
 async def models_using_credential(session: AsyncSession, credential_id: uuid.UUID) -> str | None:
     count = await ModelRepository(session).count_using_credential(credential_id)
     return f"{count} model(s)" if count else None
+
+
+async def load_model(session: AsyncSession, model_id: uuid.UUID) -> Model | None:
+    """A live model by id, for workflows that act for a user checked earlier (deployments)."""
+    return await ModelRepository(session).get(system_scope(), model_id)
+
+
+async def model_files(session: AsyncSession, model_id: uuid.UUID) -> list[ModelFile]:
+    return list(await ModelRepository(session).files(model_id))

@@ -5,7 +5,7 @@ import uuid
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from budapp.clusters.models import Cluster, ClusterProviderKind
+from budapp.clusters.models import Cluster, ClusterProviderKind, ClusterStatus
 from budapp.clusters.schemas import ClusterFilter
 from budapp.core.auth import TenantScope
 from budapp.core.repository import contains, fetch_page
@@ -22,6 +22,10 @@ class ClusterRepository:
 
     async def get(self, scope: TenantScope, cluster_id: uuid.UUID) -> Cluster | None:
         return await self.session.scalar(self._scoped(scope).where(Cluster.id == cluster_id))
+
+    async def available(self, scope: TenantScope) -> list[Cluster]:
+        statement = self._scoped(scope).where(Cluster.status == ClusterStatus.AVAILABLE)
+        return list((await self.session.scalars(statement.order_by(Cluster.created_at))).all())
 
     async def page(self, scope: TenantScope, filters: ClusterFilter) -> tuple[list[Cluster], int]:
         statement = self._scoped(scope)

@@ -93,6 +93,10 @@ class ClusterService:
             capacity=_capacity(cluster),
         )
 
+    async def available_in(self, scope: TenantScope) -> list[Cluster]:
+        """The clusters a deployment may be placed on automatically, oldest first."""
+        return await self.repository.available(scope)
+
     async def provider_for(self, scope: TenantScope, cluster_id: uuid.UUID) -> ClusterProvider:
         """The provider to deploy onto; for the endpoints domain. Never exposed over HTTP."""
         return self._provider(await self.get(scope, cluster_id))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,6 +37,11 @@ class RuntimeTemplate(BaseModel):
     health_path: str = Field(default="/health", pattern=r"^/")
     readiness_timeout_seconds: float = Field(default=120.0, gt=0)
     env: dict[str, str] = Field(default_factory=dict)
+    # What it runs on, for resource planning: `gpu` only, `cpu` only, `any` (GPU when one
+    # fits, else CPU), or `none` (it loads no weights: the simulator).
+    device: Literal["gpu", "cpu", "any", "none"] = "any"
+    # Memory the runtime itself takes per replica, beyond the model (MiB).
+    overhead_mib: int = Field(default=1024, ge=0)
 
     def render(self, spec: RuntimeSpec, *, host: str, port: int) -> list[str]:
         values: dict[str, object] = {
