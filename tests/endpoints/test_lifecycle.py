@@ -59,6 +59,8 @@ async def test_deploy_serve_scale_undeploy_delete(
     app: FastAPI, client: httpx.AsyncClient, world: World, model: dict[str, Any], cluster: str
 ) -> None:
     headers = world["user"].headers  # a developer of project A
+    # What a WebSocket of this user is fed (the socket itself is tested in tests/events).
+    stream = app.state.event_hub.connect(world.org_a, world["user"].id)
     created = await client.post(
         "/endpoints", json=_create_body(world, model, cluster), headers=headers
     )
@@ -78,6 +80,18 @@ async def test_deploy_serve_scale_undeploy_delete(
     run = await wait_for_run(client, run_id, headers)
     assert run["status"] == "SUCCEEDED", run
     assert [step["status"] for step in run["steps"]] == ["SUCCEEDED"] * 5
+    events = []
+    while not stream.queue.empty():
+        events.append(stream.queue.get_nowait())
+    app.state.event_hub.disconnect(stream)
+    done = [
+        event["data"]["step"]
+        for event in events
+        if event["type"] == "workflow.step" and event["data"]["status"] == "SUCCEEDED"
+    ]
+    assert done == ["validate", "prepare_model", "start_replicas", "verify", "activate"]
+    statuses = [event["data"]["status"] for event in events if event["type"] == "endpoint.status"]
+    assert statuses == ["DEPLOYING", "RUNNING"]
     status = (await client.get(f"/endpoints/{endpoint_id}/status", headers=headers)).json()["data"]
     assert status["status"] == "RUNNING"
     assert status["replicas_ready"] == 2
@@ -114,6 +128,10 @@ async def test_deploy_serve_scale_undeploy_delete(
         (0, "RUNNING"),
         (1, "STOPPED"),
     ]
+
+    # A cluster with a live endpoint cannot be deleted.
+    refused = await client.delete(f"/clusters/{cluster}", headers=world["org_admin"].headers)
+    assert refused.status_code == 409
 
     pids = [
         runtime.pid

@@ -97,3 +97,63 @@ def test_cpu_runtimes_use_node_memory_and_cores() -> None:
     mixed = ClusterCapacity("c2", "mixed", True, (_node("n1", [8], memory_gib=64),))
     placed = place([mixed], replicas=2, needed_bytes=6 * GIB, device="any")
     assert [r.device_kind for r in placed.replicas] == ["gpu", "cpu"]
+
+
+# Hand-computed: Llama-2-7B (6.74e9 parameters, 32 layers, hidden 4096, 32 KV heads) and
+# Llama-2-70B (68.98e9, 80 layers, hidden 8192, 64 heads, 8 KV heads), 4096 tokens, 1 sequence.
+LLAMA2_7B = {
+    "parameter_count": 6_738_415_616,
+    "layers": 32,
+    "hidden_size": 4096,
+    "attention_heads": 32,
+    "kv_heads": 32,
+}
+LLAMA2_70B = {
+    "parameter_count": 68_976_648_192,
+    "layers": 80,
+    "hidden_size": 8192,
+    "attention_heads": 64,
+    "kv_heads": 8,
+}
+
+
+@pytest.mark.parametrize(
+    ("shape", "precision", "weights", "kv_cache"),
+    [
+        # 7B fp16: 13.48e9 bytes of weights; KV 2*32*32*128*2 = 512 KiB per token -> 2 GiB.
+        (LLAMA2_7B, "fp16", 13_476_831_232, 2 * 32 * 32 * 128 * 2 * 4096),
+        # 7B int4 (with group scales, 0.5625 B/param): 3.79e9 bytes.
+        (LLAMA2_7B, "int4", 3_790_358_784, 2 * 32 * 32 * 128 * 2 * 4096),
+        # 70B fp16: 137.95e9 bytes; GQA: 2*80*8*128*2 = 320 KiB per token -> 1.25 GiB.
+        (LLAMA2_70B, "fp16", 137_953_296_384, 2 * 80 * 8 * 128 * 2 * 4096),
+        (LLAMA2_70B, "int4", 38_799_364_608, 2 * 80 * 8 * 128 * 2 * 4096),
+    ],
+)
+def test_known_models(shape: dict[str, int], precision: str, weights: int, kv_cache: int) -> None:
+    estimate = estimate_memory(ModelShape(precision=precision, **shape), Workload(4096))
+    assert estimate.weights_bytes == weights
+    assert estimate.kv_cache_bytes == kv_cache
+    assert estimate.overhead_bytes == GIB + -(-weights * 5 // 100)
+
+
+def test_70b_fp16_needs_two_h100s_and_int4_one() -> None:
+    node = _node("n1", [80] * 8)
+    cluster = ClusterCapacity("c1", "h100", True, (node,))
+    fp16 = estimate_memory(ModelShape(precision="fp16", **LLAMA2_70B), Workload(4096, 8))
+    int4 = estimate_memory(ModelShape(precision="int4", **LLAMA2_70B), Workload(4096, 8))
+    assert (
+        len(
+            place([cluster], replicas=1, needed_bytes=fp16.total_bytes, device="gpu")
+            .replicas[0]
+            .devices
+        )
+        == 4
+    )  # ~156 GiB: 4 x 39 GiB fits in 72 usable each, 2 do not
+    assert (
+        len(
+            place([cluster], replicas=1, needed_bytes=int4.total_bytes, device="gpu")
+            .replicas[0]
+            .devices
+        )
+        == 1
+    )
