@@ -408,10 +408,14 @@ class WorkflowEngine:
                 )
             ).all()
         for run_id, kind in pending:
-            await enqueue(kind, run_id)
+            await enqueue(kind, run_id, queued=True)
 
 
-async def enqueue(kind: str, run_id: uuid.UUID) -> None:
+async def enqueue(kind: str, run_id: uuid.UUID, *, queued: bool = False) -> None:
+    """Hands a run to the engine under the run's id (idempotent: a run the engine already
+    has is left alone). By default it starts here at once, on the replica that took the
+    request; `queued` puts it on the shared queue for whichever replica has room (used for
+    the runs re-offered at start-up)."""
     declared = DEFINITIONS.get(kind)
     if declared is None or declared.function is None:
         log.error("workflow_kind_unknown", kind=kind, run_id=str(run_id))
@@ -420,4 +424,7 @@ async def enqueue(kind: str, run_id: uuid.UUID) -> None:
         raise RuntimeError("the workflow engine is not running")
     function = cast("Callable[[str], Coroutine[Any, Any, None]]", declared.function)
     with SetWorkflowID(str(run_id)):
-        await _queue.enqueue_async(function, str(run_id))
+        if queued:
+            await _queue.enqueue_async(function, str(run_id))
+        else:
+            await DBOS.start_workflow_async(function, str(run_id))
