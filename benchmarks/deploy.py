@@ -23,7 +23,7 @@ from budapp.main import create_app
 from budapp.settings import Settings
 
 
-async def main(runs: int) -> None:
+async def main(runs: int) -> None:  # noqa: PLR0915 - one linear script
     with tempfile.TemporaryDirectory() as directory:
         data_dir = Path(directory)
         url = f"sqlite+aiosqlite:///{data_dir / 'budapp.db'}"
@@ -103,9 +103,12 @@ async def main(runs: int) -> None:
                             break
                         await asyncio.sleep(0.01)
                     run_id = undeploy.json()["data"]["workflow_id"]
-                    while (await client.get(f"/workflows/{run_id}", headers=headers)).json()[
-                        "data"
-                    ]["status"] not in ("SUCCEEDED", "FAILED"):
+                    while True:
+                        run_body = (
+                            await client.get(f"/workflows/{run_id}", headers=headers)
+                        ).json()
+                        if run_body["data"]["status"] in ("SUCCEEDED", "FAILED"):
+                            break
                         await asyncio.sleep(0.01)
 
     def ms(values: list[float], q: float) -> str:
