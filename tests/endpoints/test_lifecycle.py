@@ -250,3 +250,43 @@ async def test_who_sees_an_endpoint(
             await client.delete(f"/endpoints/{endpoint_id}", headers=headers)
         ).status_code == 404
     assert (await client.get("/endpoints")).status_code == 401
+
+
+async def test_a_replica_that_gives_up_puts_its_endpoint_in_error(
+    app: FastAPI, client: httpx.AsyncClient, world: World, model: dict[str, Any], cluster: str
+) -> None:
+    from budapp.adapters.clusters.base import RuntimeState, RuntimeStatus  # noqa: PLC0415
+    from budapp.endpoints.runtimes import RuntimeEvents  # noqa: PLC0415
+
+    headers = world["user"].headers
+    created = await client.post(
+        "/endpoints", json=_create_body(world, model, cluster, replicas=1), headers=headers
+    )
+    endpoint_id = created.json()["data"]["id"]
+    deployed = await client.post(f"/endpoints/{endpoint_id}/deploy", headers=headers)
+    run = await wait_for_run(client, deployed.json()["data"]["workflow_id"], headers)
+    assert run["status"] == "SUCCEEDED", run
+    replica = (await client.get(f"/endpoints/{endpoint_id}/status", headers=headers)).json()[
+        "data"
+    ]["replicas"][0]
+
+    # What the supervisor reports once a runtime crashed more often than its policy allows.
+    await RuntimeEvents(app.state.session_factory)(
+        RuntimeStatus(
+            runtime_id=replica["runtime_id"],
+            state=RuntimeState.FAILED,
+            restarts=5,
+            message="exited 6 times in 300s; last lines: Traceback ...",
+        )
+    )
+    status = (await client.get(f"/endpoints/{endpoint_id}/status", headers=headers)).json()["data"]
+    assert status["status"] == "ERROR"
+    assert "replica 0 failed" in status["status_message"]
+    assert status["replicas"][0]["state"] == "FAILED"
+    inbox = (await client.get("/notifications", headers=headers)).json()["data"]
+    assert any(item["kind"] == "endpoint.failed" for item in inbox)
+    # From ERROR an endpoint may be undeployed (cleaning up) or deployed again.
+    undeployed = await client.post(f"/endpoints/{endpoint_id}/undeploy", headers=headers)
+    assert undeployed.status_code == 202
+    run = await wait_for_run(client, undeployed.json()["data"]["workflow_id"], headers)
+    assert run["status"] == "SUCCEEDED", run
