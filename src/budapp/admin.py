@@ -8,6 +8,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -165,3 +166,55 @@ async def retire_key(settings: Settings, key_id: str) -> None:
 
 def generate_key() -> str:
     return f"{new_key_id()}:{base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()}"
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    status: str
+    steps_done: int
+    steps_total: int
+    current: str | None
+    error: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in {"SUCCEEDED", "FAILED", "CANCELLED"}
+
+
+async def watch_workflow(
+    settings: Settings,
+    run_id: uuid.UUID,
+    progress: Callable[[RunProgress], None],
+    *,
+    interval: float = 0.25,
+) -> RunProgress:
+    """Follows a workflow run until it finishes, reporting each change (for `budapp
+    workflows watch`; the API and WebSocket serve the same rows to users)."""
+    from budapp.workflows.repository import WorkflowRepository  # noqa: PLC0415
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        factory = create_session_factory(engine)
+        last: RunProgress | None = None
+        while True:
+            async with factory() as session:
+                repository = WorkflowRepository(session)
+                run = await repository.get(system_scope(), run_id)
+                if run is None:
+                    raise NotFound("workflow", run_id)
+                steps = await repository.steps(run.id)
+            running = next((step for step in steps if step.status == "RUNNING"), None)
+            current = None
+            if running is not None:
+                current = running.title + (f": {running.detail}" if running.detail else "")
+            state = RunProgress(
+                run.status.value, run.steps_done, run.steps_total, current, run.error
+            )
+            if state != last:
+                progress(state)
+                last = state
+            if state.finished:
+                return state
+            await asyncio.sleep(interval)
+    finally:
+        await engine.dispose()

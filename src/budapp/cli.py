@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -24,6 +25,8 @@ audit = typer.Typer(help="The tamper-evident audit trail.")
 app.add_typer(audit, name="audit")
 keys = typer.Typer(help="Encryption keys of the credentials vault.")
 app.add_typer(keys, name="keys")
+workflows = typer.Typer(help="Durable workflows (deploy, undeploy, scale, delete).")
+app.add_typer(workflows, name="workflows")
 console = Console(stderr=True)
 
 
@@ -199,6 +202,39 @@ def keys_generate() -> None:
     from budapp.admin import generate_key  # noqa: PLC0415
 
     typer.echo(generate_key())
+
+
+@workflows.command("watch")
+def workflows_watch(
+    run_id: Annotated[uuid.UUID, typer.Argument(help="The workflow's id (GET /workflows)")],
+) -> None:
+    """Follow a workflow run with a progress bar until it finishes; exits 1 unless it
+    succeeded."""
+    from budapp.admin import RunProgress, watch_workflow  # noqa: PLC0415
+
+    with (
+        _reported_errors(),
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+        ) as progress,
+    ):
+        task = progress.add_task("starting", total=None)
+
+        def show(state: RunProgress) -> None:
+            label = state.current or state.status.lower()
+            progress.update(
+                task, description=label, completed=state.steps_done, total=state.steps_total
+            )
+
+        final = asyncio.run(watch_workflow(get_settings(), run_id, show))
+    if final.status == "SUCCEEDED":
+        console.print("[green]succeeded[/green]")
+        return
+    console.print(f"[red]{final.status.lower()}: {final.error or ''}[/red]")
+    raise typer.Exit(1)
 
 
 @contextmanager

@@ -3,6 +3,7 @@ failures, cancel and retry over the API, and who may see and control a run."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import httpx
@@ -144,3 +145,26 @@ async def test_runs_outside_a_project_are_for_org_admins(
     assert (
         await client.get(f"/workflows/{run_id}", headers=world["super_admin"].headers)
     ).status_code == 200
+
+
+async def test_the_cli_follows_a_run_with_a_progress_bar(
+    app: FastAPI, client: httpx.AsyncClient, world: World, control: Path, db_url: str
+) -> None:
+    import asyncio  # noqa: PLC0415
+
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from budapp.cli import app as cli  # noqa: PLC0415
+
+    (control / "fail-finish").touch()
+    run_id = await start_run(app, control, organization_id=world.org_a, project_id=None)
+    env = {"BUDAPP_DATABASE_URL": db_url, "BUDAPP_DATA_DIR": str(control / "cli")}
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["workflows", "watch", str(run_id)], env=env
+    )
+    assert result.exit_code == 1, result.output
+    assert "failed: finish was told to fail" in result.output
+    missing = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["workflows", "watch", str(uuid.uuid4())], env=env
+    )
+    assert missing.exit_code != 0
