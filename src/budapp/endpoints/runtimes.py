@@ -13,7 +13,7 @@ from budapp.core.db import session_scope
 from budapp.core.logging import get_logger
 from budapp.endpoints.models import Endpoint, EndpointReplica, EndpointStatus, ReplicaState
 from budapp.endpoints.repository import EndpointRepository
-from budapp.endpoints.service import move_status
+from budapp.endpoints.service import move_status, publish_status
 from budapp.notifications.models import Severity
 from budapp.notifications.service import notify
 
@@ -60,14 +60,18 @@ class RuntimeEvents:
             replica = await repository.replica_by_runtime(status.runtime_id)
             if replica is None:
                 return
+            moved = (replica.state.value, replica.url) != (status.state.value, status.url)
             replica.state = ReplicaState(status.state.value)
             replica.restarts = status.restarts
             replica.url = status.url
             replica.message = status.message[:2000] if status.message else None
-            if status.state is not RuntimeState.FAILED:
-                return
             endpoint = await session.get(Endpoint, replica.endpoint_id)
             if endpoint is None or endpoint.status is not EndpointStatus.RUNNING:
+                return
+            if status.state is not RuntimeState.FAILED:
+                if moved:
+                    # A replica restarted or came back: the gateway re-reads the addresses.
+                    publish_status(session, endpoint)
                 return
             message = f"replica {replica.index} failed: {status.message or 'runtime gave up'}"
             await move_status(session, endpoint, EndpointStatus.ERROR, message[:2000])

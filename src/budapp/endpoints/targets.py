@@ -1,0 +1,103 @@
+"""Keeps the gateway's in-memory map of endpoint → replica addresses current on every replica
+of budapp: loaded once at start, then refreshed from the database for one endpoint whenever an
+`endpoint.status` event about it crosses the event bus (never a read per gateway request)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from budapp.adapters.events import EventBus
+from budapp.core.logging import get_logger
+from budapp.endpoints.models import Endpoint, EndpointReplica, EndpointStatus, ReplicaState
+from budapp.events.service import ORG_EVENTS_TOPIC, EventType
+
+log = get_logger("budapp.endpoints")
+
+
+class ReplicaMap(Protocol):
+    def set(self, endpoint_id: uuid.UUID, base_urls: list[str]) -> None: ...
+
+    def remove(self, endpoint_id: uuid.UUID) -> None: ...
+
+
+class EndpointTargets:
+    def __init__(self, factory: async_sessionmaker[AsyncSession], replicas: ReplicaMap) -> None:
+        self.factory = factory
+        self.replicas = replicas
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, bus: EventBus) -> None:
+        bus.subscribe(ORG_EVENTS_TOPIC, self._on_event)
+        async with self.factory() as session:
+            rows = (await session.execute(self._statement())).all()
+        for endpoint_id, urls in _grouped(rows).items():
+            self.replicas.set(endpoint_id, urls)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _on_event(self, payload: dict[str, Any] | None) -> None:
+        if payload is None:  # the bus reconnected: events may have been missed
+            self._spawn(self._reload_all())
+            return
+        if payload.get("type") != EventType.ENDPOINT_STATUS:
+            return
+        try:
+            endpoint_id = uuid.UUID(str(payload["data"]["endpoint_id"]))
+        except (KeyError, ValueError, TypeError):
+            return
+        self._spawn(self.refresh(endpoint_id))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def refresh(self, endpoint_id: uuid.UUID) -> None:
+        try:
+            async with self.factory() as session:
+                rows = (await session.execute(self._statement(Endpoint.id == endpoint_id))).all()
+        except Exception:
+            log.warning("endpoint_targets_refresh_failed", endpoint_id=str(endpoint_id))
+            return
+        urls = _grouped(rows).get(endpoint_id)
+        if urls:
+            self.replicas.set(endpoint_id, urls)
+        else:
+            self.replicas.remove(endpoint_id)
+
+    async def _reload_all(self) -> None:
+        async with self.factory() as session:
+            rows = (await session.execute(self._statement())).all()
+        for endpoint_id, urls in _grouped(rows).items():
+            self.replicas.set(endpoint_id, urls)
+
+    @staticmethod
+    def _statement(*conditions: Any) -> Any:
+        return (
+            select(EndpointReplica.endpoint_id, EndpointReplica.url)
+            .join(Endpoint, Endpoint.id == EndpointReplica.endpoint_id)
+            .where(
+                Endpoint.deleted_at.is_(None),
+                Endpoint.status == EndpointStatus.RUNNING,
+                EndpointReplica.state == ReplicaState.RUNNING,
+                EndpointReplica.url.is_not(None),
+                EndpointReplica.index < Endpoint.replicas,
+                *conditions,
+            )
+            .order_by(EndpointReplica.endpoint_id, EndpointReplica.index)
+        )
+
+
+def _grouped(rows: Any) -> dict[uuid.UUID, list[str]]:
+    grouped: dict[uuid.UUID, list[str]] = {}
+    for endpoint_id, url in rows:
+        grouped.setdefault(endpoint_id, []).append(f"{url.rstrip('/')}/v1")
+    return grouped
