@@ -13,6 +13,10 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
 
 from budapp import __version__
 from budapp.adapters.cache import create_window_counter
@@ -57,12 +61,17 @@ from budapp.datasets.router import router as datasets_router
 from budapp.events.hub import EventHub
 from budapp.events.router import router as events_router
 from budapp.events.service import bind_event_bus
+from budapp.gateway.metrics import metrics_endpoint
+from budapp.gateway.router import router as usage_router
+from budapp.gateway.routes import gateway_routes
+from budapp.gateway.runtime import start_gateway, stop_gateway
 from budapp.health.router import router as health_router
 from budapp.internal.router import router as internal_router
 from budapp.notifications.router import router as notifications_router
 from budapp.organizations.router import router as organizations_router
 from budapp.projects.router import router as projects_router
 from budapp.projects.service import projects_in_organization
+from budapp.routers.router import router as routers_router
 from budapp.settings import Settings, get_settings
 from budapp.users.router import router as users_router
 from budapp.users.service import users_in_organization
@@ -120,10 +129,66 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         clusters_router,
         catalog_router,
         datasets_router,
+        routers_router,
+        usage_router,
     ):
         api.include_router(router)
     app.include_router(api)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    if settings.gateway_enabled:
+        # Not under api_prefix: OpenAI clients expect /v1 at the base URL they are given.
+        app.mount("/v1", gateway_routes(app.state))
     return app
+
+
+def create_gateway_app(settings: Settings | None = None) -> Starlette:
+    """`budapp gateway`: /v1, /metrics and /health with only what they need (database for
+    cache misses and the meter, event bus, API keys, credentials), to scale apart."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    app = Starlette(
+        routes=[Route("/metrics", metrics_endpoint), Route("/health", _gateway_health)],
+        lifespan=_gateway_lifespan,
+    )
+    app.state.settings = settings
+    app.router.routes.append(Mount("/v1", gateway_routes(app.state)))
+    return app
+
+
+async def _gateway_health(request: Request) -> JSONResponse:
+    del request
+    return JSONResponse({"status": "ok"})
+
+
+@asynccontextmanager
+async def _gateway_lifespan(app: Starlette) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    url = settings.resolved_database_url
+    engine = create_engine(url, pool_size=settings.database_pool_size, echo=settings.database_echo)
+    state = app.state
+    state.engine = engine
+    state.session_factory = create_session_factory(engine)
+    state.keyring = await _keyring(settings, state.session_factory)
+    state.vault = CredentialVault(state.keyring)
+    state.event_bus = create_event_bus(settings.redis_url)
+    await state.event_bus.start()
+    state.api_key_resolver = ApiKeyResolver(
+        state.session_factory,
+        state.event_bus,
+        ttl_seconds=settings.api_key_cache_ttl_seconds,
+        flush_seconds=settings.api_key_usage_flush_seconds,
+    )
+    await state.api_key_resolver.start()
+    await start_gateway(state, settings)
+    log.info("budapp_gateway_started", database=engine.url.get_backend_name())
+    try:
+        yield
+    finally:
+        await stop_gateway(state)
+        await state.api_key_resolver.close()
+        await state.event_bus.close()
+        await engine.dispose()
 
 
 def _upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int]]:
@@ -132,6 +197,7 @@ def _upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int]]:
     prefix = re.escape(settings.api_prefix)
     return [
         (re.compile(rf"^{prefix}/models/local/?$"), settings.model_upload_max_bytes),
+        (re.compile(r"^/v1/"), settings.gateway_max_request_bytes),
         # The multipart envelope adds a few hundred bytes around the file.
         (
             re.compile(rf"^{prefix}/datasets(/[^/]+/versions)?/?$"),
@@ -390,10 +456,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.webhook_worker_enabled:
         await state.webhook_dispatcher.start()
     await _start_clusters(app, settings)
+    await start_gateway(state, settings)
     log.info("budapp_started", database=engine.url.get_backend_name(), prefix=settings.api_prefix)
     try:
         yield
     finally:
+        await stop_gateway(state)
         await state.workflow_engine.stop()
         await state.webhook_dispatcher.close()
         if state.runtime_supervisor is not None:

@@ -1,0 +1,61 @@
+"""Starts and stops what the gateway needs, from what the app already holds (database,
+event bus, API-key resolver, credentials vault): in `budapp serve` and in `budapp gateway`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from budapp.adapters.ratelimit import create_rate_limiter
+from budapp.gateway.config import RoutingCache
+from budapp.gateway.meter import UsageMeter
+from budapp.gateway.proxy import Gateway
+from budapp.gateway.targets import EndpointRegistry
+from budapp.settings import Settings
+
+
+async def start_gateway(state: Any, settings: Settings) -> None:
+    if getattr(state, "target_resolver", None) is None:
+        # Until the endpoints domain installs its own, endpoint targets have no replicas.
+        state.target_resolver = EndpointRegistry()
+    state.rate_limiter = create_rate_limiter(settings.redis_url)
+    state.usage_meter = UsageMeter(
+        state.session_factory,
+        flush_seconds=settings.gateway_usage_flush_seconds,
+        batch_size=settings.gateway_usage_batch_size,
+        max_buffered=settings.gateway_usage_max_buffered,
+    )
+    await state.usage_meter.start()
+    state.gateway_client = httpx.AsyncClient(
+        limits=httpx.Limits(
+            max_connections=settings.gateway_max_connections,
+            max_keepalive_connections=settings.gateway_max_connections,
+            keepalive_expiry=30,
+        ),
+        # Each attempt sets its target's timeout.
+        timeout=httpx.Timeout(60.0, connect=5.0),
+        follow_redirects=False,
+    )
+    state.routing_cache = RoutingCache(
+        state.session_factory,
+        state.vault,
+        state.event_bus,
+        ttl_seconds=settings.gateway_config_ttl_seconds,
+    )
+    state.gateway = Gateway(
+        keys=state.api_key_resolver,
+        routing=state.routing_cache,
+        limiter=state.rate_limiter,
+        meter=state.usage_meter,
+        targets=state.target_resolver,
+        client=state.gateway_client,
+    )
+
+
+async def stop_gateway(state: Any) -> None:
+    """After the server stopped taking requests: what was metered is written, then closed."""
+    await state.gateway.drain()
+    await state.usage_meter.close()
+    await state.gateway_client.aclose()
+    await state.rate_limiter.close()

@@ -1,0 +1,32 @@
+"""How `{"kind": "endpoint"}` targets become addresses. The endpoints domain keeps a
+`TargetResolver` on `app.state.target_resolver` up to date with the base URLs of each
+endpoint's running replicas (from its own events); the gateway only reads it, in memory."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+
+class TargetResolver(Protocol):
+    def replicas(self, endpoint_id: uuid.UUID) -> list[str]:
+        """OpenAI-compatible base URLs (ending in `/v1`) of the endpoint's running replicas;
+        empty when none runs (the target is then unavailable)."""
+        ...
+
+
+class EndpointRegistry:
+    """The in-memory TargetResolver: the endpoints domain calls `set` and `remove` when
+    replicas start and stop (on every replica, from the event bus)."""
+
+    def __init__(self) -> None:
+        self._replicas: dict[uuid.UUID, list[str]] = {}
+
+    def replicas(self, endpoint_id: uuid.UUID) -> list[str]:
+        return self._replicas.get(endpoint_id, [])
+
+    def set(self, endpoint_id: uuid.UUID, base_urls: list[str]) -> None:
+        self._replicas[endpoint_id] = [url.rstrip("/") for url in base_urls]
+
+    def remove(self, endpoint_id: uuid.UUID) -> None:
+        self._replicas.pop(endpoint_id, None)
