@@ -170,7 +170,7 @@ class Gateway:
         call.router = router
         budgets = _budgets(call.identity, config)
         if budgets:
-            outcome = await self.limiter.acquire(budgets, WINDOW_SECONDS)
+            outcome = await self._acquire(budgets)
             call.headers = _rate_headers(budgets, outcome)
             if not outcome.allowed:
                 raise _limited(budgets, outcome, call.headers)
@@ -225,10 +225,17 @@ class Gateway:
             budgets.append(Budget(f"t:{router.id}:{target.label}:r", target.rpm, "requests"))
         if target.tpm:
             budgets.append(Budget(f"t:{router.id}:{target.label}:t", target.tpm, "tokens"))
-        outcome = await self.limiter.acquire(budgets, WINDOW_SECONDS)
+        outcome = await self._acquire(budgets)
         if outcome.allowed:
             return None
         return _limited(budgets, outcome, {})
+
+    async def _acquire(self, budgets: list[Budget]) -> Outcome:
+        try:
+            return await self.limiter.acquire(budgets, WINDOW_SECONDS)
+        except BudappError as exc:
+            # Redis unreachable: refuse rather than serve unlimited.
+            raise GatewayError(503, exc.message, type_="service_unavailable") from None
 
     async def _attempt(
         self, call: _Call, target: TargetState, base_url: str

@@ -16,15 +16,17 @@ from budapp.core.errors import ServiceUnavailable
 _ACQUIRE = """
 local ttl = tonumber(ARGV[1])
 local counts = {}
+local refused = 0
 for i = 1, #KEYS do
   local count = tonumber(redis.call('GET', KEYS[i]) or '0')
   local limit = tonumber(ARGV[2 * i])
   local requests = ARGV[2 * i + 1] == '1'
   counts[i] = count
-  if (requests and count + 1 > limit) or ((not requests) and count >= limit) then
-    return {0, i, unpack(counts)}
+  if refused == 0 and ((requests and count + 1 > limit) or ((not requests) and count >= limit)) then
+    refused = i
   end
 end
+if refused > 0 then return {0, refused, unpack(counts)} end
 for i = 1, #KEYS do
   if ARGV[2 * i + 1] == '1' then
     counts[i] = redis.call('INCR', KEYS[i])
