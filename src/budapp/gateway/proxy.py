@@ -252,7 +252,12 @@ class Gateway:
                 options["include_usage"] = True
                 strip_usage = True
             payload["stream_options"] = options
-        headers = {"content-type": "application/json", "accept": "application/json"}
+        # identity: streams are relayed as raw bytes, which must not arrive compressed.
+        headers = {
+            "content-type": "application/json",
+            "accept": "application/json",
+            "accept-encoding": "identity",
+        }
         if target.authorization:
             headers["authorization"] = target.authorization
         request = self.client.build_request(
