@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -76,7 +76,7 @@ class Gateway:
         limiter: RateLimiter,
         meter: UsageMeter,
         targets: TargetResolver,
-        client: httpx.AsyncClient,
+        client: aiohttp.ClientSession,
     ) -> None:
         self.keys = keys
         self.routing = routing
@@ -260,41 +260,41 @@ class Gateway:
         }
         if target.authorization:
             headers["authorization"] = target.authorization
-        request = self.client.build_request(
-            "POST",
-            f"{base_url}/{call.route}",
-            content=orjson.dumps(payload),
-            headers=headers,
-            timeout=httpx.Timeout(target.timeout, connect=min(target.timeout, 5.0)),
-        )
         target.in_flight += 1
         sent = time.perf_counter()
         relayed = False
         try:
-            response = await self.client.send(request, stream=True)
-        except httpx.TimeoutException:
+            response = await self.client.post(
+                f"{base_url}/{call.route}",
+                data=orjson.dumps(payload),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(
+                    connect=min(target.timeout, 5.0), sock_read=target.timeout
+                ),
+            )
+        except TimeoutError:
             target.in_flight -= 1
             raise _Failure("timeout", _timeout(target)) from None
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             target.in_flight -= 1
             raise _Failure("connect_error", _unreachable(exc)) from None
         try:
-            if response.status_code != 200:
+            if response.status != 200:
                 raise await _refused(response)
             if call.stream:
                 relay = await self._relay(call, target, response, sent, strip_usage)
                 relayed = True
                 return relay
-            body = await response.aread()
-        except httpx.TimeoutException:
+            body = await response.read()
+        except TimeoutError:
             raise _Failure("timeout", _timeout(target)) from None
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             raise _Failure("5xx", upstream_failed(f"The backend broke off: {exc!r}")) from None
         finally:
             # A relayed stream owns the response (and the in-flight count) until it ends.
             if not relayed:
                 target.in_flight -= 1
-                await response.aclose()
+                response.release()
         return self._answer(call, target, body, sent)
 
     def _answer(self, call: _Call, target: TargetState, body: bytes, sent: float) -> Response:
@@ -315,23 +315,18 @@ class Gateway:
         self,
         call: _Call,
         target: TargetState,
-        response: httpx.Response,
+        response: aiohttp.ClientResponse,
         sent: float,
         strip_usage: bool,
     ) -> RelayResponse:
-        chunks = response.aiter_raw()
         # Wait for the first bytes here, while falling back is still possible.
-        try:
-            first = await anext(chunks)
-        except StopAsyncIteration:
-            first = b""
+        first = await response.content.readany()
         first_at = time.perf_counter()
         headers = _SSE_HEADERS + [(k.encode(), v.encode()) for k, v in call.headers.items()]
         body = self._events(
             call,
             target,
             response=response,
-            chunks=chunks,
             first=first,
             first_at=first_at,
             sent=sent,
@@ -344,8 +339,7 @@ class Gateway:
         call: _Call,
         target: TargetState,
         *,
-        response: httpx.Response,
-        chunks: AsyncIterator[bytes],
+        response: aiohttp.ClientResponse,
         first: bytes,
         first_at: float,
         sent: float,
@@ -355,6 +349,7 @@ class Gateway:
         usage: dict[str, Any] | None = None
         completion_chars = 0
         pending = first
+        finished = False
         try:
             while True:
                 # Relay whole events as they complete: one backend event, one client event.
@@ -367,14 +362,15 @@ class Gateway:
                     completion_chars += _content_chars(ready)
                     if ready:
                         yield ready
-                try:
-                    pending += await anext(chunks)
-                except StopAsyncIteration:
+                chunk = await response.content.readany()
+                if not chunk:
                     break
+                pending += chunk
+            finished = True
             if pending:
                 yield pending
             status = 200
-        except httpx.HTTPError as exc:
+        except (aiohttp.ClientError, TimeoutError) as exc:
             status = 502
             error = {
                 "error": {
@@ -387,7 +383,11 @@ class Gateway:
             yield b"data: " + orjson.dumps(error) + b"\n\n"
         finally:
             target.in_flight -= 1
-            await response.aclose()
+            if finished:
+                response.release()
+            else:
+                # Cancelled or broken: drop the connection, which also tells the backend.
+                response.close()
             if status == 200:
                 target.observe(time.perf_counter() - sent)
             prompt, completion, estimated = _stream_usage(usage, call.payload, completion_chars)
@@ -531,15 +531,15 @@ def _timeout(target: TargetState) -> GatewayError:
     )
 
 
-def _unreachable(exc: httpx.HTTPError) -> GatewayError:
+def _unreachable(exc: aiohttp.ClientError) -> GatewayError:
     return upstream_failed(f"The backend cannot be reached: {type(exc).__name__}")
 
 
-async def _refused(response: httpx.Response) -> _Failure:
+async def _refused(response: aiohttp.ClientResponse) -> _Failure:
     """A non-200 answer as an attempt's failure: 5xx and 429 may fall back; other 4xx are the
     client's to fix and are passed on in OpenAI's shape."""
-    body = await response.aread()
-    status = response.status_code
+    body = await response.read()
+    status = response.status
     message = f"The backend answered {status}"
     try:
         parsed = orjson.loads(body)
