@@ -4,6 +4,7 @@ the adapters chosen from settings, and the lifespan that opens and closes them."
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -155,6 +156,14 @@ def create_gateway_app(settings: Settings | None = None) -> Starlette:
     return app
 
 
+def _freeze_startup_objects() -> None:
+    """Moves what start-up allocated (modules, models, routes) out of the garbage collector's
+    reach: a full collection then walks only what requests allocate, instead of pausing
+    every request for ~100 ms (seen as the gateway's p99 under load)."""
+    gc.collect()
+    gc.freeze()
+
+
 async def _gateway_health(request: Request) -> JSONResponse:
     del request
     return JSONResponse({"status": "ok"})
@@ -181,6 +190,7 @@ async def _gateway_lifespan(app: Starlette) -> AsyncIterator[None]:
     )
     await state.api_key_resolver.start()
     await start_gateway(state, settings)
+    _freeze_startup_objects()
     log.info("budapp_gateway_started", database=engine.url.get_backend_name())
     try:
         yield
@@ -457,6 +467,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.webhook_dispatcher.start()
     await _start_clusters(app, settings)
     await start_gateway(state, settings)
+    _freeze_startup_objects()
     log.info("budapp_started", database=engine.url.get_backend_name(), prefix=settings.api_prefix)
     try:
         yield

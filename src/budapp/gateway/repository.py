@@ -30,7 +30,8 @@ class UsageRepository:
         self.session = session
 
     async def add_records(self, rows: Sequence[dict[str, Any]]) -> None:
-        await self.session.execute(insert(UsageRecord), list(rows))
+        # Core insert of the table (not the ORM's bulk path): plain executemany.
+        await self.session.execute(insert(UsageRecord.__table__), list(rows))
 
     async def add_to_aggregates(
         self, table: type[UsageHourly] | type[UsageDaily], rows: Sequence[dict[str, Any]]
