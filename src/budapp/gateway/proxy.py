@@ -77,7 +77,9 @@ class Gateway:
         meter: UsageMeter,
         targets: TargetResolver,
         client: aiohttp.ClientSession,
+        max_body_bytes: int = 16 * 1024 * 1024,
     ) -> None:
+        self.max_body_bytes = max_body_bytes
         self.keys = keys
         self.routing = routing
         self.limiter = limiter
@@ -151,7 +153,7 @@ class Gateway:
             raise unavailable("The gateway's configuration is unavailable") from exc
 
     async def _admit(self, request: Request, call: _Call) -> None:
-        payload = await _payload(request)
+        payload = await _payload(request, self.max_body_bytes)
         call.payload = payload
         model = payload.get("model")
         if not isinstance(model, str) or not model:
@@ -462,8 +464,16 @@ class Gateway:
 # --- helpers of the request path ---------------------------------------------------------------
 
 
-async def _payload(request: Request) -> dict[str, Any]:
-    body = await request.body()
+async def _payload(request: Request, limit: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    received = bytearray()
+    async for chunk in request.stream():
+        received += chunk
+        if len(received) > limit:
+            raise _too_large(limit)
+    body = bytes(received)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -471,6 +481,10 @@ async def _payload(request: Request) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise bad_request("The request body must be a JSON object")
     return payload
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(413, f"The request body is larger than {limit} bytes", code="too_large")
 
 
 def _model(name: str) -> dict[str, Any]:

@@ -50,6 +50,7 @@ async def start_gateway(state: Any, settings: Settings) -> None:
         meter=state.usage_meter,
         targets=state.target_resolver,
         client=state.gateway_client,
+        max_body_bytes=settings.gateway_max_request_bytes,
     )
 
 
