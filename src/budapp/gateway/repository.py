@@ -3,9 +3,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, insert, select
+from sqlalchemy import Select, Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,7 @@ from budapp.core.auth import TenantScope
 from budapp.core.repository import fetch_page
 from budapp.gateway.models import UsageDaily, UsageHourly, UsageRecord
 
+_RECORDS = cast("Table", UsageRecord.__table__)
 _GROUP = ("bucket", "project_id", "api_key_id", "router", "model")
 _SUMS = (
     "requests",
@@ -31,7 +32,7 @@ class UsageRepository:
 
     async def add_records(self, rows: Sequence[dict[str, Any]]) -> None:
         # Core insert of the table (not the ORM's bulk path): plain executemany.
-        await self.session.execute(insert(UsageRecord.__table__), list(rows))
+        await self.session.execute(insert(_RECORDS), list(rows))
 
     async def add_to_aggregates(
         self, table: type[UsageHourly] | type[UsageDaily], rows: Sequence[dict[str, Any]]
