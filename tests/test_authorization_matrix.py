@@ -55,6 +55,7 @@ class Targets:
     model_file: uuid.UUID = NO_KEY
     failed_model: uuid.UUID = NO_KEY
     dataset: uuid.UUID = NO_KEY
+    router: uuid.UUID = NO_KEY
 
 
 Path = Callable[[Targets], str]
@@ -474,6 +475,52 @@ CASES: dict[str, Case] = {
         None,
         _by(401, 200, 403, 200, 200, 200, 404, 404),
     ),
+    "create router": Case(
+        "POST",
+        lambda t: f"{_project(t)}/routers",
+        lambda t: {
+            "name": _unique("r").replace(" ", "-"),
+            "targets": [{"kind": "url", "base_url": "http://127.0.0.1:9/v1"}],
+        },
+        _by(401, 201, 404, 201, 201, 201, 404, 404),
+    ),
+    "list routers": Case(
+        "GET", lambda t: f"{_project(t)}/routers", None, _by(401, 200, 404, 200, 200, 200, 404, 404)
+    ),
+    "get router": Case(
+        "GET",
+        lambda t: f"{_project(t)}/routers/{t.router}",
+        None,
+        _by(401, 200, 404, 200, 200, 200, 404, 404),
+    ),
+    "update router": Case(
+        "PATCH",
+        lambda t: f"{_project(t)}/routers/{t.router}",
+        lambda t: {"strategy": "round_robin"},
+        _by(401, 200, 404, 200, 200, 200, 404, 404),
+    ),
+    "delete router": Case(
+        "DELETE",
+        lambda t: f"{_project(t)}/routers/{t.router}",
+        None,
+        _by(401, 204, 404, 204, 204, 204, 404, 404),
+    ),
+    "get rate limits": Case(
+        "GET",
+        lambda t: f"{_project(t)}/rate-limits",
+        None,
+        _by(401, 200, 404, 200, 200, 200, 404, 404),
+    ),
+    "set rate limits": Case(
+        "PUT",
+        lambda t: f"{_project(t)}/rate-limits",
+        lambda t: {"rpm": 100, "key_rpm": 10},
+        _by(401, 200, 404, 200, 200, 200, 404, 404),
+    ),
+    # Without a project_id, only org admins read usage (their own organization's).
+    "usage of the organization": Case(
+        "GET", lambda t: "/usage", None, _by(401, 403, 403, 403, 200, 200, 403, 200)
+    ),
     # A user's access token is not an API key, whoever holds it.
     "current api key": Case(
         "GET", lambda t: "/api-keys/current", None, _by(401, 401, 401, 401, 401, 401, 401, 401)
@@ -569,6 +616,16 @@ async def test_route_authorization(
         targets.webhook = uuid.UUID(created.json()["data"]["id"])
     if "cluster" in case_name:
         targets.cluster = await create_cluster(app, world.org_a, _unique("cluster"))
+    if "router" in case_name:
+        created = await client.post(
+            f"/projects/{world.project_a}/routers",
+            json={
+                "name": f"r-{uuid.uuid4().hex[:8]}",
+                "targets": [{"kind": "url", "base_url": "http://127.0.0.1:9/v1"}],
+            },
+            headers=world["project_admin"].headers,
+        )
+        targets.router = uuid.UUID(created.json()["data"]["id"])
     if "model" in case_name or "dataset" in case_name:
         await _catalog_targets(client, targets)
     headers = {} if actor == "anonymous" else world[actor].headers

@@ -46,6 +46,11 @@ TABLES = {
     "model_evaluations",
     "datasets",
     "dataset_versions",
+    "routers",
+    "project_rate_limits",
+    "usage_records",
+    "usage_hourly",
+    "usage_daily",
 }
 
 

@@ -51,6 +51,29 @@ def serve(
 
 
 @app.command()
+def gateway(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default: BUDAPP_HOST)")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: BUDAPP_GATEWAY_PORT, 9082)")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
+) -> None:
+    """Run only the OpenAI-compatible gateway (/v1, /metrics, /health), to scale it apart
+    from the management API. Migrations are `budapp serve`'s or `budapp migrate`'s to apply."""
+    settings = get_settings()
+    uvicorn.run(
+        "budapp.main:create_gateway_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.gateway_port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+@app.command()
 def migrate(
     revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
     downgrade: Annotated[bool, typer.Option(help="Downgrade to the revision instead")] = False,

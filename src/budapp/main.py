@@ -4,6 +4,7 @@ the adapters chosen from settings, and the lifespan that opens and closes them."
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -13,6 +14,10 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
 
 import budapp.endpoints.workflows  # noqa: F401 - registers the endpoint workflows with DBOS
 from budapp import __version__
@@ -62,15 +67,22 @@ from budapp.endpoints.service import (
     endpoints_on_cluster,
     endpoints_using_model,
 )
+from budapp.endpoints.targets import EndpointTargets
 from budapp.events.hub import EventHub
 from budapp.events.router import router as events_router
 from budapp.events.service import bind_event_bus
+from budapp.gateway.metrics import metrics_endpoint
+from budapp.gateway.router import router as usage_router
+from budapp.gateway.routes import gateway_routes
+from budapp.gateway.runtime import start_gateway, stop_gateway
+from budapp.gateway.targets import EndpointRegistry
 from budapp.health.router import router as health_router
 from budapp.internal.router import router as internal_router
 from budapp.notifications.router import router as notifications_router
 from budapp.organizations.router import router as organizations_router
 from budapp.projects.router import router as projects_router
 from budapp.projects.service import projects_in_organization
+from budapp.routers.router import router as routers_router
 from budapp.settings import Settings, get_settings
 from budapp.users.router import router as users_router
 from budapp.users.service import users_in_organization
@@ -129,10 +141,77 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         endpoints_router,
         catalog_router,
         datasets_router,
+        routers_router,
+        usage_router,
     ):
         api.include_router(router)
     app.include_router(api)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    if settings.gateway_enabled:
+        # Not under api_prefix: OpenAI clients expect /v1 at the base URL they are given.
+        app.mount("/v1", gateway_routes(app.state))
     return app
+
+
+def create_gateway_app(settings: Settings | None = None) -> Starlette:
+    """`budapp gateway`: /v1, /metrics and /health with only what they need (database for
+    cache misses and the meter, event bus, API keys, credentials), to scale apart."""
+    settings = settings or get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    app = Starlette(
+        routes=[Route("/metrics", metrics_endpoint), Route("/health", _gateway_health)],
+        lifespan=_gateway_lifespan,
+    )
+    app.state.settings = settings
+    app.router.routes.append(Mount("/v1", gateway_routes(app.state)))
+    return app
+
+
+def _freeze_startup_objects() -> None:
+    """Moves what start-up allocated (modules, models, routes) out of the garbage collector's
+    reach: a full collection then walks only what requests allocate, instead of pausing
+    every request for ~100 ms (seen as the gateway's p99 under load)."""
+    gc.collect()
+    gc.freeze()
+
+
+async def _gateway_health(request: Request) -> JSONResponse:
+    del request
+    return JSONResponse({"status": "ok"})
+
+
+@asynccontextmanager
+async def _gateway_lifespan(app: Starlette) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    url = settings.resolved_database_url
+    engine = create_engine(url, pool_size=settings.database_pool_size, echo=settings.database_echo)
+    state = app.state
+    state.engine = engine
+    state.session_factory = create_session_factory(engine)
+    state.keyring = await _keyring(settings, state.session_factory)
+    state.vault = CredentialVault(state.keyring)
+    state.event_bus = create_event_bus(settings.redis_url)
+    await state.event_bus.start()
+    state.api_key_resolver = ApiKeyResolver(
+        state.session_factory,
+        state.event_bus,
+        ttl_seconds=settings.api_key_cache_ttl_seconds,
+        flush_seconds=settings.api_key_usage_flush_seconds,
+    )
+    await state.api_key_resolver.start()
+    await _start_endpoint_targets(state)
+    await start_gateway(state, settings)
+    _freeze_startup_objects()
+    log.info("budapp_gateway_started", database=engine.url.get_backend_name())
+    try:
+        yield
+    finally:
+        await stop_gateway(state)
+        await state.endpoint_targets.close()
+        await state.api_key_resolver.close()
+        await state.event_bus.close()
+        await engine.dispose()
 
 
 def _upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int]]:
@@ -141,6 +220,7 @@ def _upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int]]:
     prefix = re.escape(settings.api_prefix)
     return [
         (re.compile(rf"^{prefix}/models/local/?$"), settings.model_upload_max_bytes),
+        (re.compile(r"^/v1/"), settings.gateway_max_request_bytes),
         # The multipart envelope adds a few hundred bytes around the file.
         (
             re.compile(rf"^{prefix}/datasets(/[^/]+/versions)?/?$"),
@@ -261,6 +341,13 @@ async def _start_clusters(app: FastAPI, settings: Settings) -> None:
             connector=state.cluster_connector,
             references=state.references,
         )
+
+
+async def _start_endpoint_targets(state: Any) -> None:
+    """The gateway's map of endpoint replicas, kept current from endpoint.status events."""
+    state.target_resolver = EndpointRegistry()
+    state.endpoint_targets = EndpointTargets(state.session_factory, state.target_resolver)
+    await state.endpoint_targets.start(state.event_bus)
 
 
 def _authenticator(state: Any, settings: Settings) -> BearerAuthenticator:
@@ -408,10 +495,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.webhook_dispatcher.start()
     await _start_clusters(app, settings)
     state.workflow_engine = await _start_workflows(state, settings, url)
+    await _start_endpoint_targets(state)
+    await start_gateway(state, settings)
+    _freeze_startup_objects()
     log.info("budapp_started", database=engine.url.get_backend_name(), prefix=settings.api_prefix)
     try:
         yield
     finally:
+        await stop_gateway(state)
+        await state.endpoint_targets.close()
         await state.webhook_dispatcher.close()
         if state.runtime_supervisor is not None:
             await state.runtime_supervisor.close(stop_runtimes=settings.runtime_stop_on_shutdown)

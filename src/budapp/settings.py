@@ -163,6 +163,22 @@ class Settings(BaseSettings):
     # Last-used times are written in one batch this often, never per request.
     api_key_usage_flush_seconds: float = Field(default=10.0, gt=0)
 
+    # --- gateway (/v1) ----------------------------------------------------------------------
+    # Mount the OpenAI-compatible gateway at /v1 in `budapp serve` (`budapp gateway` runs it alone).
+    gateway_enabled: bool = True
+    gateway_port: int = Field(default=9082, ge=1, le=65535)
+    # Connections to backends, pooled and kept alive, for all targets together.
+    gateway_max_connections: int = Field(default=1000, ge=1)
+    gateway_max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # How long a project's routers and limits are used from memory; edits are also pushed to
+    # every replica at once over the event bus.
+    gateway_config_ttl_seconds: float = Field(default=60.0, ge=0)
+    # Metered calls are written in batches this often (or when a batch fills), never per call.
+    gateway_usage_flush_seconds: float = Field(default=2.0, gt=0)
+    gateway_usage_batch_size: int = Field(default=500, ge=1)
+    # Calls kept in memory while the database cannot be written; beyond this the oldest go.
+    gateway_usage_max_buffered: int = Field(default=1_000_000, ge=1000)
+
     # --- real-time events (GET /ws) -----------------------------------------------------------
     # Each connection is pinged, and its access token checked again, this often: a logout
     # ends a stream within one heartbeat.

@@ -49,6 +49,8 @@ class ApiKeyIdentity:
     project_id: uuid.UUID
     organization_id: uuid.UUID
     expires_at: datetime | None
+    # The user who created the key: usage is attributed to them.
+    created_by: uuid.UUID | None = None
 
 
 class ApiKeyResolver:
@@ -133,7 +135,7 @@ class ApiKeyResolver:
         if key is None or key.revoked_at is not None:
             return None
         return ApiKeyIdentity(
-            key.id, key.prefix, key.project_id, key.organization_id, key.expires_at
+            key.id, key.prefix, key.project_id, key.organization_id, key.expires_at, key.created_by
         )
 
     def _remember(self, digest: str, identity: ApiKeyIdentity | None) -> None:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import flag_modified
 
-from budapp.core.auth import Principal, TenantScope
+from budapp.core.auth import Principal, TenantScope, system_scope
 from budapp.core.db import utcnow
 from budapp.core.envelope import Page
 from budapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -342,3 +342,23 @@ async def key_ids_in_use(session: AsyncSession) -> list[str]:
 async def credentials_of_project(session: AsyncSession, project_id: uuid.UUID) -> str | None:
     count = await CredentialRepository(session).count_for_project(project_id)
     return f"{count} credential(s)" if count else None
+
+
+async def secrets_for_project(
+    session: AsyncSession,
+    vault: CredentialVault,
+    organization_id: uuid.UUID,
+    project_id: uuid.UUID,
+    credential_id: uuid.UUID,
+) -> dict[str, Any] | None:
+    """A credential's full values for code that calls a provider on a project's behalf (the
+    gateway): None unless the credential is live and usable by that project."""
+    credential = await CredentialRepository(session).get(system_scope(), credential_id)
+    if credential is None or credential.organization_id != organization_id:
+        return None
+    if credential.project_id is not None and credential.project_id != project_id:
+        return None
+    try:
+        return {"kind": credential.kind, **credential.config, **vault.open(credential)}
+    except DecryptionError:
+        return None

@@ -20,7 +20,9 @@ log = get_logger("budapp.endpoints")
 
 
 class ReplicaMap(Protocol):
-    def set(self, endpoint_id: uuid.UUID, base_urls: list[str]) -> None: ...
+    def set(
+        self, endpoint_id: uuid.UUID, base_urls: list[str], model: str | None = None
+    ) -> None: ...
 
     def remove(self, endpoint_id: uuid.UUID) -> None: ...
 
@@ -35,8 +37,8 @@ class EndpointTargets:
         bus.subscribe(ORG_EVENTS_TOPIC, self._on_event)
         async with self.factory() as session:
             rows = (await session.execute(self._statement())).all()
-        for endpoint_id, urls in _grouped(rows).items():
-            self.replicas.set(endpoint_id, urls)
+        for endpoint_id, (urls, model) in _grouped(rows).items():
+            self.replicas.set(endpoint_id, urls, model)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -67,22 +69,22 @@ class EndpointTargets:
         except Exception:
             log.warning("endpoint_targets_refresh_failed", endpoint_id=str(endpoint_id))
             return
-        urls = _grouped(rows).get(endpoint_id)
-        if urls:
-            self.replicas.set(endpoint_id, urls)
+        found = _grouped(rows).get(endpoint_id)
+        if found:
+            self.replicas.set(endpoint_id, found[0], found[1])
         else:
             self.replicas.remove(endpoint_id)
 
     async def _reload_all(self) -> None:
         async with self.factory() as session:
             rows = (await session.execute(self._statement())).all()
-        for endpoint_id, urls in _grouped(rows).items():
-            self.replicas.set(endpoint_id, urls)
+        for endpoint_id, (urls, model) in _grouped(rows).items():
+            self.replicas.set(endpoint_id, urls, model)
 
     @staticmethod
     def _statement(*conditions: Any) -> Any:
         return (
-            select(EndpointReplica.endpoint_id, EndpointReplica.url)
+            select(EndpointReplica.endpoint_id, EndpointReplica.url, EndpointReplica.spec)
             .join(Endpoint, Endpoint.id == EndpointReplica.endpoint_id)
             .where(
                 Endpoint.deleted_at.is_(None),
@@ -96,8 +98,10 @@ class EndpointTargets:
         )
 
 
-def _grouped(rows: Any) -> dict[uuid.UUID, list[str]]:
-    grouped: dict[uuid.UUID, list[str]] = {}
-    for endpoint_id, url in rows:
-        grouped.setdefault(endpoint_id, []).append(f"{url.rstrip('/')}/v1")
+def _grouped(rows: Any) -> dict[uuid.UUID, tuple[list[str], str | None]]:
+    """Per endpoint: its replicas' OpenAI base URLs, and the model name they serve."""
+    grouped: dict[uuid.UUID, tuple[list[str], str | None]] = {}
+    for endpoint_id, url, spec in rows:
+        urls, _ = grouped.setdefault(endpoint_id, ([], (spec or {}).get("model_name")))
+        urls.append(f"{url.rstrip('/')}/v1")
     return grouped

@@ -1,0 +1,3 @@
+from tests.gateway.conftest import gateway_url
+
+__all__ = ["gateway_url"]
