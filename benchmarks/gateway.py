@@ -34,7 +34,11 @@ OUT = ROOT / "benchmarks" / "out" / "gateway"
 LUA = ROOT / "benchmarks" / "wrk" / "gateway_post.lua"
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
-SIM_PORT, SERVE_PORT, GATEWAY_PORT = 9491, 9492, 9493
+SIM_PORT, SERVE_PORT, GATEWAY_PORT, LITELLM_PORT = 9491, 9492, 9493, 9494
+# Optional: the `litellm` executable of a LiteLLM Proxy install (e.g. a separate venv with
+# `pip install 'litellm[proxy]'`), measured the same way, against the same simulator.
+LITELLM = os.environ.get("BENCH_LITELLM", "")
+LITELLM_KEY = "sk-bench-master-key"
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 WARMUP = os.environ.get("BENCH_WARMUP", "2s")
 REPEAT = int(os.environ.get("BENCH_REPEAT", "2"))
@@ -55,7 +59,13 @@ def budapp_env() -> dict[str, str]:
     }
 
 
-def start(command: list[str], port: int, log: str, env: dict[str, str] | None = None) -> Any:
+def start(
+    command: list[str],
+    port: int,
+    log: str,
+    env: dict[str, str] | None = None,
+    health: str = "/health",
+) -> Any:
     process = subprocess.Popen(  # noqa: S603
         command, env=env, stdout=(OUT / log).open("wb"), stderr=subprocess.STDOUT
     )
@@ -64,7 +74,7 @@ def start(command: list[str], port: int, log: str, env: dict[str, str] | None = 
         if process.poll() is not None:
             raise SystemExit(f"{command[0]} exited at start: {(OUT / log).read_text()[-2000:]}")
         try:
-            if httpx.get(f"http://{HOST}:{port}/health").status_code == 200:
+            if httpx.get(f"http://{HOST}:{port}{health}").status_code == 200:
                 return process
         except httpx.TransportError:
             time.sleep(0.2)
@@ -149,11 +159,14 @@ def main() -> None:
             stop(serve)
         gateway = start([str(BIN / "budapp"), "gateway", "--port", str(GATEWAY_PORT)],
                         GATEWAY_PORT, "gateway.log", budapp_env())  # fmt: skip
+        litellm = start_litellm() if LITELLM else None
         try:
             results = run_scenarios(key)
             usage = metered(gateway)
         finally:
             stop(gateway)
+            if litellm is not None:
+                stop(litellm)
     finally:
         stop(sim)
     table = markdown(results, usage)
@@ -164,23 +177,38 @@ def main() -> None:
             results_file.write("\n" + table)
 
 
+def start_litellm() -> Any:
+    """LiteLLM Proxy without a database, one worker, pointed at the same simulator."""
+    config = OUT / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: bench\n"
+        "    litellm_params:\n"
+        "      model: openai/sim\n"
+        f"      api_base: http://{HOST}:{SIM_PORT}/v1\n"
+        "      api_key: sim\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_KEY}\n"
+    )
+    command = [LITELLM, "--config", str(config), "--host", HOST, "--port", str(LITELLM_PORT),
+               "--num_workers", "1"]  # fmt: skip
+    env = {**os.environ, "LITELLM_LOG": "ERROR"}
+    return start(command, LITELLM_PORT, "litellm.log", env, health="/health/liveliness")
+
+
 def run_scenarios(key: str) -> dict[tuple[str, str, int], dict[str, Any]]:
+    proxies = [("direct", SIM_PORT, "sim", ""), ("gateway", GATEWAY_PORT, "bench", key)]
+    if LITELLM:
+        proxies.append(("litellm", LITELLM_PORT, "bench", LITELLM_KEY))
     results = {}
     for kind, body in (("chat", CHAT), ("chat-stream", {**CHAT, "stream": True})):
         for connections in (1, CONNECTIONS):
-            for where, port, model in (
-                ("direct", SIM_PORT, "sim"),
-                ("gateway", GATEWAY_PORT, "bench"),
-            ):
+            for where, port, model, token in proxies:
                 url = f"http://{HOST}:{port}/v1/chat/completions"
                 name = f"{kind}-{where}-c{connections}"
                 print(f"== {name}", flush=True)
                 results[(kind, where, connections)] = measure(
-                    name,
-                    url,
-                    {**body, "model": model},
-                    key if where == "gateway" else "",
-                    connections,
+                    name, url, {**body, "model": model}, token, connections
                 )
     return results
 
@@ -214,20 +242,22 @@ def markdown(results: dict[tuple[str, str, int], dict[str, Any]], metered_calls:
         "and rate limits on (limits set far above the load, so every request is checked and "
         f"none refused). Gateway calls counted by its /metrics: {metered_calls}.",
         "",
-        "| scenario | connections | direct req/s | gateway req/s | direct p50 / p99 ms "
-        "| gateway p50 / p99 ms | added p50 / p99 ms |",
-        "|---|---|---|---|---|---|---|",
+        "| scenario | connections | path | req/s | p50 / p99 ms | added p50 / p99 ms |",
+        "|---|---|---|---|---|---|",
     ]
-    for (kind, where, connections), direct in results.items():
-        if where != "direct":
-            continue
-        through = results[(kind, "gateway", connections)]
+    for (kind, where, connections), row in results.items():
+        direct = results[(kind, "direct", connections)]
+        added = (
+            "—"
+            if where == "direct"
+            else f"{row['p50_ms'] - direct['p50_ms']:.2f} / {row['p99_ms'] - direct['p99_ms']:.2f}"
+        )
+        label = {"direct": "budapp-sim directly", "gateway": "budapp gateway"}.get(
+            where, "LiteLLM Proxy"
+        )
         lines.append(
-            f"| {kind} | {connections} | {direct['rps']:,.0f} | {through['rps']:,.0f} "
-            f"| {direct['p50_ms']:.2f} / {direct['p99_ms']:.2f} "
-            f"| {through['p50_ms']:.2f} / {through['p99_ms']:.2f} "
-            f"| {through['p50_ms'] - direct['p50_ms']:.2f} "
-            f"/ {through['p99_ms'] - direct['p99_ms']:.2f} |"
+            f"| {kind} | {connections} | {label} | {row['rps']:,.0f} "
+            f"| {row['p50_ms']:.2f} / {row['p99_ms']:.2f} | {added} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -83,6 +83,7 @@ from budapp.organizations.router import router as organizations_router
 from budapp.projects.router import router as projects_router
 from budapp.projects.service import projects_in_organization
 from budapp.routers.router import router as routers_router
+from budapp.routers.service import routers_of_project
 from budapp.settings import Settings, get_settings
 from budapp.users.router import router as users_router
 from budapp.users.service import users_in_organization
@@ -268,6 +269,7 @@ def _reference_guard() -> ReferenceGuard:
     references.register("organization", clusters_of_organization)
     references.register("project", credentials_of_project)
     references.register("project", active_keys_of_project)
+    references.register("project", routers_of_project)
     references.register("organization", webhooks_of_organization)
     references.register("credential", models_using_credential)
     references.register("model", endpoints_using_model)

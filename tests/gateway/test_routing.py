@@ -163,7 +163,9 @@ async def test_errors_not_listed_in_fallback_on_are_returned(
         with pytest.raises(openai.APIStatusError) as caught:
             await ai.chat.completions.create(model=router["name"], messages=MESSAGES)
     assert caught.value.status_code == 502
-    assert healthy.metric("budapp_sim_requests_total", route="chat", status="200") == 0
+    assert (
+        healthy.metric("budapp_sim_requests_total", route="/v1/chat/completions", status="200") == 0
+    )
 
 
 async def test_retries_stop_at_the_attempt_budget(
@@ -205,3 +207,22 @@ async def _post(gateway_url: str, key: str, model: str) -> httpx.Response:
             json={"model": model, "messages": MESSAGES},
             headers={"Authorization": f"Bearer {key}"},
         )
+
+
+async def test_a_lone_target_cooling_down_is_still_tried(
+    client: httpx.AsyncClient, world: World, gateway_url: str, start_sim: SimFactory
+) -> None:
+    flaky = start_sim(failure_rate=0.5, seed=7)
+    router = await create_router(client, world, [url_target(flaky)], cooldown_seconds=600)
+    key = await new_key(client, world)
+    statuses = [
+        (await _post(gateway_url, key["key"], router["name"])).status_code for _ in range(20)
+    ]
+    # Each call reaches the backend (a 500 is answered as 502), none is refused for cooldown.
+    assert set(statuses) <= {200, 502}
+    assert statuses.count(200) >= 3
+    answered = [
+        flaky.metric("budapp_sim_requests_total", route="/v1/chat/completions", status=status)
+        for status in ("200", "500")
+    ]
+    assert sum(answered) == 20

@@ -213,3 +213,16 @@ async def test_a_credential_target_sends_the_providers_key_not_the_clients(
     assert b"authorization: Bearer sk-provider-0123456789" in head
     assert key["key"].encode() not in head
     assert b'"model":"gpt-x"' in head
+
+
+async def test_a_project_with_routers_cannot_be_deleted(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    created = await create_router(client, world, [URL])
+    project = f"/projects/{world.project_a}"
+    headers = world["project_admin"].headers
+    refused = await client.delete(project, headers=headers)
+    assert refused.status_code == 409
+    assert "router" in refused.json()["error"]["message"]
+    await client.delete(f"{routers_of(world)}/{created['id']}", headers=headers)
+    assert (await client.delete(project, headers=headers)).status_code == 204

@@ -15,9 +15,14 @@ _random = random.Random()  # noqa: S311 - load balancing, not security
 
 def candidates(router: RouterConfig) -> Iterator[TargetState]:
     now = time.monotonic()
+    cooling: list[TargetState] = []
     for group in router.groups:
         live = [t for t in group if t.cooldown_until <= now and not t.broken]
+        cooling += [t for t in group if t.cooldown_until > now and not t.broken]
         yield from _ordered(router, live)
+    # Every other target failed too: a cooling target beats refusing the call (a router with
+    # one target must not stay down for a whole cooldown after one error).
+    yield from sorted(cooling, key=lambda t: t.cooldown_until)
 
 
 def _ordered(router: RouterConfig, targets: list[TargetState]) -> list[TargetState]:

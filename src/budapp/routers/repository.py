@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.repository import fetch_page
@@ -34,6 +34,10 @@ class RouterRepository:
 
     async def all_of_project(self, project_id: uuid.UUID) -> list[Router]:
         return list(await self.session.scalars(self._of_project(project_id)))
+
+    async def count_of_project(self, project_id: uuid.UUID) -> int:
+        statement = select(func.count()).select_from(self._of_project(project_id).subquery())
+        return int(await self.session.scalar(statement) or 0)
 
     async def limits(self, project_id: uuid.UUID) -> ProjectRateLimit | None:
         return await self.session.scalar(

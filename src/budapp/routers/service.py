@@ -147,3 +147,9 @@ async def routing_table(
     """What the gateway caches of a project: its live routers and its limits."""
     repository = RouterRepository(session)
     return await repository.all_of_project(project_id), await repository.limits(project_id)
+
+
+async def routers_of_project(session: AsyncSession, project_id: uuid.UUID) -> str | None:
+    """A project whose routers still take calls is not deleted from under its clients."""
+    count = await RouterRepository(session).count_of_project(project_id)
+    return f"{count} router(s)" if count else None
