@@ -290,7 +290,7 @@ def _delivery_policy(settings: Settings) -> DeliveryPolicy:
     )
 
 
-def _runtime_supervisor(settings: Settings) -> RuntimeSupervisor:
+def _runtime_supervisor(settings: Settings, templates: TemplateCatalog) -> RuntimeSupervisor:
     config = SupervisorConfig(
         runtime_dir=settings.resolved_runtime_dir,
         host=settings.runtime_host,
@@ -305,7 +305,7 @@ def _runtime_supervisor(settings: Settings) -> RuntimeSupervisor:
         log_max_bytes=settings.runtime_log_max_bytes,
         log_backups=settings.runtime_log_backups,
     )
-    return RuntimeSupervisor(config, runtime_templates(settings))
+    return RuntimeSupervisor(config, templates)
 
 
 def runtime_templates(settings: Settings) -> TemplateCatalog:
@@ -316,7 +316,7 @@ def runtime_templates(settings: Settings) -> TemplateCatalog:
 async def _start_clusters(app: FastAPI, settings: Settings) -> None:
     state = app.state
     state.runtime_templates = runtime_templates(settings)
-    supervisor = _runtime_supervisor(settings)
+    supervisor = _runtime_supervisor(settings, state.runtime_templates)
     try:
         await supervisor.open()
     except SupervisorBusy as exc:

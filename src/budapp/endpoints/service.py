@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -438,8 +437,3 @@ async def endpoints_on_cluster(session: AsyncSession, cluster_id: uuid.UUID) -> 
 async def endpoints_in_project(session: AsyncSession, project_id: uuid.UUID) -> str | None:
     count = await EndpointRepository(session).count_live(Endpoint.project_id == project_id)
     return f"{count} endpoint(s)" if count else None
-
-
-def plan_placements(endpoint: Endpoint) -> list[dict[str, Any]]:
-    placements: list[dict[str, Any]] = endpoint.plan.get("placements", [])
-    return placements

@@ -35,10 +35,7 @@ class EndpointTargets:
 
     async def start(self, bus: EventBus) -> None:
         bus.subscribe(ORG_EVENTS_TOPIC, self._on_event)
-        async with self.factory() as session:
-            rows = (await session.execute(self._statement())).all()
-        for endpoint_id, (urls, model) in _grouped(rows).items():
-            self.replicas.set(endpoint_id, urls, model)
+        await self._reload_all()
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -16,7 +16,13 @@ from budapp.catalog.service import load_model, model_files
 from budapp.clusters.service import ClusterService
 from budapp.core.auth import system_scope
 from budapp.core.db import session_scope, utcnow
-from budapp.endpoints.models import Endpoint, EndpointReplica, EndpointStatus, ReplicaState
+from budapp.endpoints.models import (
+    TRANSITIONS,
+    Endpoint,
+    EndpointReplica,
+    EndpointStatus,
+    ReplicaState,
+)
 from budapp.endpoints.repository import EndpointRepository
 from budapp.endpoints.service import DELETE, DEPLOY, SCALE, UNDEPLOY, move_status, publish_status
 from budapp.notifications.models import Severity
@@ -357,8 +363,6 @@ async def delete_workflow(run_id: str) -> None:
 
 
 def _allowed(endpoint: Endpoint) -> frozenset[EndpointStatus]:
-    from budapp.endpoints.models import TRANSITIONS  # noqa: PLC0415 - one table, one place
-
     return TRANSITIONS[endpoint.status]
 
 
