@@ -99,6 +99,17 @@ class Provisioner:
         set_actor(self.session.sync_session, Actor("system", None, organization_id, provider.name))
         try:
             found = await self._identity(issuer, subject)
+            if found is None:
+                try:
+                    user = await self._first_login(
+                        provider, claims, organization_id, email, name, role
+                    )
+                except Conflict:
+                    # Under READ COMMITTED a concurrent first request of this very subject may
+                    # have committed between our two reads: its user is not a stranger's.
+                    found = await self._identity(issuer, subject)
+                    if found is None:
+                        raise
             if found is not None:
                 identity, user = found
                 if user.organization_id != organization_id:
@@ -107,7 +118,6 @@ class Provisioner:
                     raise Unauthorized("This account is disabled in budapp")
                 await self.users.sync_from_provider(user, email=email, name=name, role=role)
             else:
-                user = await self._first_login(provider, claims, organization_id, email, name, role)
                 identity = UserIdentity(
                     user_id=user.id,
                     organization_id=organization_id,
