@@ -30,7 +30,7 @@ from dbos._error import (
     DBOSMaxStepRetriesExceeded,
     DBOSWorkflowCancelledError,
 )
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -216,13 +216,13 @@ async def _record_step(
         if status in {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED}:
             row.finished_at = now
         if status is StepStatus.SUCCEEDED:
-            run.steps_done = sum(
-                1
-                for step_row in await session.scalars(
-                    select(WorkflowStep).where(WorkflowStep.run_id == run_uuid)
-                )
-                if step_row.status in {StepStatus.SUCCEEDED, StepStatus.SKIPPED}
+            # Counted in the database, with this row's change, not by loading every step.
+            await session.flush()
+            done = select(func.count()).where(
+                WorkflowStep.run_id == run_uuid,
+                WorkflowStep.status.in_((StepStatus.SUCCEEDED, StepStatus.SKIPPED)),
             )
+            run.steps_done = int(await session.scalar(done) or 0)
         payload = {
             "workflow_id": run_id,
             "kind": run.kind,
@@ -354,6 +354,12 @@ class WorkflowEngine:
             self._context = engine_context
             _contexts.append(engine_context)
             if WorkflowEngine._users == 0:
+                # DBOS's own schema migrations first, in a thread: on PostgreSQL they build
+                # indexes CONCURRENTLY, which waits for every open transaction, ours too.
+                # Run on this loop's thread (inside launch), they would block the very tasks
+                # (webhook dispatcher, scan worker) whose transactions they wait for: a first
+                # start against a fresh database hung that way.
+                await asyncio.to_thread(DBOS.migrate, self.system_url)
                 config: DBOSConfig = {
                     "name": "budapp",
                     "system_database_url": self.system_url,
@@ -361,6 +367,7 @@ class WorkflowEngine:
                     # Recovery replays only workflows of the same version: a release's code.
                     "application_version": __version__,
                     "log_level": "WARNING",
+                    "run_migrations": False,
                 }
                 global _queue  # noqa: PLW0603 - DBOS queues are process-wide too
                 DBOS(config=config)
