@@ -610,6 +610,31 @@ async def test_admin_can_be_removed_while_another_admin_remains(
     assert await stored_member(app, world.project_a, world["project_admin"].id) is None
 
 
+@pytest.mark.parametrize("gone", ["deleted", "deactivated"])
+async def test_an_admin_who_cannot_act_does_not_count_as_the_other_admin(
+    app: FastAPI, client: httpx.AsyncClient, world: World, gone: str
+) -> None:
+    await enroll(app, world.project_a, world["outsider"].id, ProjectRole.ADMIN)
+    headers = world["org_admin"].headers
+    user_url = f"/users/{world['outsider'].id}"
+    if gone == "deleted":
+        response = await client.delete(user_url, headers=headers)
+    else:
+        response = await client.put(user_url, json={"is_active": False}, headers=headers)
+    assert response.status_code in {200, 204}, response.text
+    demoted = await client.put(
+        members_url(world.project_a, world["project_admin"].id),
+        json={"role": "developer"},
+        headers=headers,
+    )
+    assert demoted.status_code == 409
+    # The one who cannot act may itself leave: an active admin remains.
+    removed = await client.delete(
+        members_url(world.project_a, world["outsider"].id), headers=headers
+    )
+    assert removed.status_code == 204
+
+
 async def test_second_of_two_admins_cannot_then_be_demoted(
     app: FastAPI, client: httpx.AsyncClient, world: World
 ) -> None:

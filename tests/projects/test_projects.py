@@ -687,6 +687,28 @@ async def test_update_with_null_description_clears_it(
     assert project.description is None
 
 
+@pytest.mark.parametrize("field", ["name", "settings"])
+async def test_update_with_null_name_or_settings_is_422_and_changes_nothing(
+    app: FastAPI, client: httpx.AsyncClient, world: World, field: str
+) -> None:
+    before = await stored_project(app, world.project_a)
+    response = await client.put(
+        f"/projects/{world.project_a}",
+        json={field: None, "description": "Not applied"},
+        headers=world["org_admin"].headers,
+    )
+    assert response.status_code == 422
+    assert field in response.text
+    after = await stored_project(app, world.project_a)
+    assert after is not None
+    assert before is not None
+    assert (after.name, after.description, after.settings) == (
+        before.name,
+        before.description,
+        before.settings,
+    )
+
+
 async def test_update_keeping_its_own_name_is_allowed(
     client: httpx.AsyncClient, world: World
 ) -> None:

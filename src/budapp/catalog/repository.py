@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from budapp.catalog.models import JobStatus, Model, ModelEvaluation, ModelFile, ModelTag, ScanJob
 from budapp.catalog.schemas import LeaderboardFilter, ModelFilter
 from budapp.core.auth import TenantScope
-from budapp.core.repository import contains, fetch_page
+from budapp.core.repository import contains, fetch_page, name_taken
 
 
 class ModelRepository:
@@ -22,6 +22,16 @@ class ModelRepository:
 
     async def get(self, scope: TenantScope, model_id: uuid.UUID) -> Model | None:
         return await self.session.scalar(self._scoped(scope).where(Model.id == model_id))
+
+    async def of_organization(
+        self, organization_id: uuid.UUID, model_ids: Sequence[uuid.UUID]
+    ) -> list[Model]:
+        statement = select(Model).where(
+            Model.deleted_at.is_(None),
+            Model.organization_id == organization_id,
+            Model.id.in_(model_ids),
+        )
+        return list(await self.session.scalars(statement))
 
     async def page(self, scope: TenantScope, filters: ModelFilter) -> tuple[list[Model], int]:
         statement = self._scoped(scope)
@@ -54,12 +64,9 @@ class ModelRepository:
     async def name_taken(
         self, organization_id: uuid.UUID, name: str, *, excluding: uuid.UUID | None = None
     ) -> bool:
-        statement = select(Model.id).where(
-            Model.deleted_at.is_(None), Model.organization_id == organization_id, Model.name == name
+        return await name_taken(
+            self.session, Model, name, excluding=excluding, organization_id=organization_id
         )
-        if excluding is not None:
-            statement = statement.where(Model.id != excluding)
-        return (await self.session.scalar(statement.limit(1))) is not None
 
     async def files(self, model_id: uuid.UUID) -> Sequence[ModelFile]:
         statement = select(ModelFile).where(ModelFile.model_id == model_id)

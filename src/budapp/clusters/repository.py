@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from budapp.clusters.models import Cluster, ClusterProviderKind, ClusterStatus
 from budapp.clusters.schemas import ClusterFilter
 from budapp.core.auth import TenantScope
-from budapp.core.repository import contains, fetch_page
+from budapp.core.repository import contains, fetch_page, name_taken
 
 
 class ClusterRepository:
@@ -41,12 +41,7 @@ class ClusterRepository:
         return await fetch_page(self.session, statement, filters)
 
     async def name_taken(self, organization_id: uuid.UUID, name: str) -> bool:
-        statement = select(Cluster.id).where(
-            Cluster.deleted_at.is_(None),
-            Cluster.organization_id == organization_id,
-            Cluster.name == name,
-        )
-        return (await self.session.scalar(statement.limit(1))) is not None
+        return await name_taken(self.session, Cluster, name, organization_id=organization_id)
 
     async def local_registered(self, *, including_deleted: bool) -> bool:
         statement = select(func.count()).where(Cluster.provider == ClusterProviderKind.LOCAL)

@@ -32,3 +32,21 @@ def escape_like(term: str) -> str:
 
 def contains(column: Any, term: str) -> Any:
     return column.ilike(f"%{escape_like(term)}%", escape="\\")
+
+
+async def name_taken(
+    session: AsyncSession,
+    model: Any,
+    name: str,
+    *,
+    excluding: Any = None,
+    **scope: Any,
+) -> bool:
+    """Whether a live (not soft-deleted) row of `model` already has `name` within `scope`
+    (column=value pairs, e.g. organization_id=...), leaving out the row `excluding`."""
+    statement = select(model.id).where(model.deleted_at.is_(None), model.name == name)
+    for column, value in scope.items():
+        statement = statement.where(getattr(model, column) == value)
+    if excluding is not None:
+        statement = statement.where(model.id != excluding)
+    return (await session.scalar(statement.limit(1))) is not None

@@ -7,7 +7,7 @@ from sqlalchemy import CursorResult, Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
-from budapp.core.repository import fetch_page
+from budapp.core.repository import fetch_page, name_taken
 from budapp.credentials.models import Credential
 from budapp.credentials.schemas import CredentialFilter
 
@@ -54,14 +54,9 @@ class CredentialRepository:
     async def name_taken(
         self, organization_id: uuid.UUID, name: str, *, excluding: uuid.UUID | None = None
     ) -> bool:
-        statement = select(Credential.id).where(
-            Credential.deleted_at.is_(None),
-            Credential.organization_id == organization_id,
-            Credential.name == name,
+        return await name_taken(
+            self.session, Credential, name, excluding=excluding, organization_id=organization_id
         )
-        if excluding is not None:
-            statement = statement.where(Credential.id != excluding)
-        return (await self.session.scalar(statement.limit(1))) is not None
 
     async def key_ids_in_use(self) -> list[str]:
         statement = select(Credential.key_id).where(Credential.ciphertext.is_not(None)).distinct()

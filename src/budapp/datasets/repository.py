@@ -7,7 +7,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
-from budapp.core.repository import contains, fetch_page
+from budapp.core.repository import contains, fetch_page, name_taken
 from budapp.datasets.models import Dataset, DatasetVersion
 from budapp.datasets.schemas import DatasetFilter
 
@@ -38,14 +38,9 @@ class DatasetRepository:
     async def name_taken(
         self, organization_id: uuid.UUID, name: str, *, excluding: uuid.UUID | None = None
     ) -> bool:
-        statement = select(Dataset.id).where(
-            Dataset.deleted_at.is_(None),
-            Dataset.organization_id == organization_id,
-            Dataset.name == name,
+        return await name_taken(
+            self.session, Dataset, name, excluding=excluding, organization_id=organization_id
         )
-        if excluding is not None:
-            statement = statement.where(Dataset.id != excluding)
-        return (await self.session.scalar(statement.limit(1))) is not None
 
     async def versions(self, dataset_id: uuid.UUID) -> Sequence[DatasetVersion]:
         statement = select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id)

@@ -6,10 +6,11 @@ from sqlalchemy import Select, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
-from budapp.core.repository import contains, fetch_page
+from budapp.core.repository import contains, fetch_page, name_taken
 from budapp.core.roles import ProjectRole
 from budapp.projects.models import Project, ProjectMember
 from budapp.projects.schemas import ProjectFilter
+from budapp.users.models import User
 
 
 class ProjectRepository:
@@ -48,14 +49,9 @@ class ProjectRepository:
     async def name_taken(
         self, organization_id: uuid.UUID, name: str, *, excluding: uuid.UUID | None = None
     ) -> bool:
-        statement = select(Project.id).where(
-            Project.deleted_at.is_(None),
-            Project.organization_id == organization_id,
-            Project.name == name,
+        return await name_taken(
+            self.session, Project, name, excluding=excluding, organization_id=organization_id
         )
-        if excluding is not None:
-            statement = statement.where(Project.id != excluding)
-        return (await self.session.scalar(statement.limit(1))) is not None
 
     async def count_in_organization(self, organization_id: uuid.UUID) -> int:
         statement = select(func.count()).where(
@@ -94,9 +90,19 @@ class ProjectRepository:
         )
         await self.session.execute(statement)
 
-    async def count_admins(self, project_id: uuid.UUID) -> int:
-        statement = select(func.count()).where(
-            ProjectMember.project_id == project_id, ProjectMember.role == ProjectRole.ADMIN
+    async def count_admins(self, project_id: uuid.UUID, *, excluding: uuid.UUID) -> int:
+        """The project's admins who are active, live users, other than `excluding`."""
+        statement = (
+            select(func.count())
+            .select_from(ProjectMember)
+            .join(User, User.id == ProjectMember.user_id)
+            .where(
+                ProjectMember.project_id == project_id,
+                ProjectMember.role == ProjectRole.ADMIN,
+                ProjectMember.user_id != excluding,
+                User.deleted_at.is_(None),
+                User.is_active.is_(True),
+            )
         )
         return int(await self.session.scalar(statement) or 0)
 

@@ -38,6 +38,8 @@ class ProjectCreate(RequestSchema):
 
 
 class ProjectUpdate(RequestSchema):
+    not_null = frozenset({"name", "settings"})
+
     name: Name | None = None
     description: Description | None = None
     settings: Settings | None = None

@@ -171,7 +171,7 @@ class ProjectService:
         member = await self._member(access.project, user_id)
         if data.role is not None and data.role is not member.role:
             if member.role is ProjectRole.ADMIN:
-                await self._ensure_not_last_admin(access.project)
+                await self._ensure_not_last_admin(access.project, user_id)
             member.role = data.role
         if data.extra_permissions is not None:
             member.extra_permissions = sorted(p.value for p in set(data.extra_permissions))
@@ -182,7 +182,7 @@ class ProjectService:
     async def remove_member(self, access: ProjectAccess, user_id: uuid.UUID) -> None:
         member = await self._member(access.project, user_id)
         if member.role is ProjectRole.ADMIN:
-            await self._ensure_not_last_admin(access.project)
+            await self._ensure_not_last_admin(access.project, user_id)
         await self.repository.remove_member(member)
 
     async def memberships(self, user_id: uuid.UUID) -> list[Membership]:
@@ -211,11 +211,12 @@ class ProjectService:
             raise NotFound("user", user_id)
         return user
 
-    async def _ensure_not_last_admin(self, project: Project) -> None:
+    async def _ensure_not_last_admin(self, project: Project, leaving: uuid.UUID) -> None:
+        """Another admin who can still act (an active, not deleted user) must remain."""
         # Without the lock, two requests removing two admins at once would each see the other.
         await self.repository.lock(project.id)
-        if await self.repository.count_admins(project.id) <= 1:
-            raise Conflict("A project must keep at least one admin")
+        if await self.repository.count_admins(project.id, excluding=leaving) < 1:
+            raise Conflict("A project must keep at least one active admin")
 
     async def _ensure_name_free(
         self, organization_id: uuid.UUID, name: str, excluding: uuid.UUID | None = None

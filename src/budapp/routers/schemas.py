@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, Field, StringConstraints, model_validator
+from pydantic import AnyHttpUrl, Field, StringConstraints
 
 from budapp.core.envelope import PageParams
 from budapp.core.schemas import Description, RecordRead, RequestSchema, ResponseSchema
@@ -40,7 +40,14 @@ class EndpointTarget(_TargetBase):
     model: str | None = Field(default=None, min_length=1, max_length=255)
 
 
-Target = Annotated[UrlTarget | EndpointTarget, Field(discriminator="kind")]
+class ModelTarget(_TargetBase):
+    """A cloud model of the registry, called through its provider with its credential."""
+
+    kind: Literal["model"]
+    model_id: uuid.UUID
+
+
+Target = Annotated[UrlTarget | EndpointTarget | ModelTarget, Field(discriminator="kind")]
 
 
 class RouterCreate(RequestSchema):
@@ -55,6 +62,10 @@ class RouterCreate(RequestSchema):
 
 
 class RouterUpdate(RequestSchema):
+    not_null = frozenset(
+        {"name", "strategy", "targets", "fallback_on", "cooldown_seconds", "max_attempts"}
+    )
+
     name: RouterName | None = None
     description: Description | None = None
     strategy: Strategy | None = None
@@ -63,20 +74,12 @@ class RouterUpdate(RequestSchema):
     cooldown_seconds: float | None = Field(default=None, ge=0, le=86400)
     max_attempts: int | None = Field(default=None, ge=1, le=10)
 
-    @model_validator(mode="after")
-    def _no_nulls(self) -> RouterUpdate:
-        for name in ("name", "strategy", "targets", "fallback_on", "cooldown_seconds"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        if "max_attempts" in self.model_fields_set and self.max_attempts is None:
-            raise ValueError("max_attempts cannot be null")
-        return self
-
 
 class TargetRead(ResponseSchema):
-    kind: Literal["url", "endpoint"]
+    kind: Literal["url", "endpoint", "model"]
     base_url: str | None = None
     endpoint_id: uuid.UUID | None = None
+    model_id: uuid.UUID | None = None
     model: str | None = None
     credential_id: uuid.UUID | None = None
     weight: float

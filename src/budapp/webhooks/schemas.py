@@ -57,17 +57,12 @@ class WebhookCreate(RequestSchema):
 
 
 class WebhookUpdate(RequestSchema):
+    not_null = frozenset({"url", "events", "active"})
+
     url: WebhookUrl | None = None
     description: Description | None = None
     events: EventPatterns | None = None
     active: bool | None = None
-
-    @model_validator(mode="after")
-    def _not_null(self) -> WebhookUpdate:
-        for name in ("url", "events", "active"):
-            if name in self.model_fields_set and getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
 
 
 class WebhookRead(RecordRead):
