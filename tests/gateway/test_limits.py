@@ -4,7 +4,6 @@ OpenAI's x-ratelimit headers, no overshoot under concurrency, in-process and on 
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -16,7 +15,14 @@ from redis.asyncio import Redis
 from budapp.adapters.ratelimit import Budget, MemoryRateLimiter, RateLimiter
 from budapp.adapters.ratelimit.redis import RedisRateLimiter
 from tests.factories import World
-from tests.gateway.conftest import create_router, new_key, set_limits, url_target
+from tests.gateway.conftest import (
+    SimFactory,
+    create_router,
+    new_key,
+    set_limits,
+    url_target,
+    within_one_window,
+)
 from tests.sim.conftest import RunningSim
 
 REDIS_URL = "redis://127.0.0.1:6379/4"
@@ -24,11 +30,7 @@ REDIS_URL = "redis://127.0.0.1:6379/4"
 
 @pytest.fixture(autouse=True)
 async def whole_window() -> None:
-    """Limits count in calendar-aligned windows of a minute: a test that counts calls must
-    not straddle a window's end, or its counts start over half-way."""
-    left = 60 - time.time() % 60
-    if left < 15:
-        await asyncio.sleep(left + 0.05)
+    await within_one_window()
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -153,6 +155,55 @@ async def test_tpm_refuses_once_the_tokens_are_spent(
     assert response.json()["error"]["type"] == "tokens"
 
 
+async def test_tpm_under_concurrency_overshoots_by_at_most_one_call(
+    app: FastAPI,
+    limiter: RateLimiter,
+    client: httpx.AsyncClient,
+    world: World,
+    http: httpx.AsyncClient,
+    sim: RunningSim,
+) -> None:
+    """Calls in flight hold their prompt and `max_tokens` from the budget: a burst cannot
+    all start on a budget that has room for a few of them."""
+    del limiter
+    router = await create_router(client, world, [url_target(sim)])
+    probe = await call(http, (await new_key(client, world))["key"], router["name"])
+    per_call = probe.json()["usage"]["total_tokens"]
+    budget = 5 * per_call
+    await set_limits(client, world, key_tpm=budget)
+    key = await new_key(client, world)
+    responses = await asyncio.gather(*[call(http, key["key"], router["name"]) for _ in range(30)])
+    await app.state.gateway.drain()
+    spent = sum(r.json()["usage"]["total_tokens"] for r in responses if r.status_code == 200)
+    assert {r.status_code for r in responses} == {200, 429}
+    assert spent <= budget + per_call
+    # What the calls really used replaced their reservations: the next call is refused
+    # only because the budget is spent, and the headers say so.
+    refused = await call(http, key["key"], router["name"])
+    assert refused.status_code == 429
+    assert refused.json()["error"]["type"] == "tokens"
+
+
+async def test_a_failed_call_gives_its_token_reservation_back(
+    app: FastAPI,
+    limiter: RateLimiter,
+    client: httpx.AsyncClient,
+    world: World,
+    http: httpx.AsyncClient,
+    start_sim: SimFactory,
+) -> None:
+    del limiter
+    broken = start_sim(failure_rate=1.0)
+    router = await create_router(client, world, [url_target(broken)])
+    # Room for one reservation: without the refund, the second call would be refused.
+    await set_limits(client, world, key_tpm=8)
+    key = await new_key(client, world)
+    for _ in range(3):
+        response = await call(http, key["key"], router["name"])
+        await app.state.gateway.drain()
+        assert response.status_code == 502, response.text
+
+
 async def test_a_targets_rpm_sends_the_rest_to_the_next_target(
     limiter: RateLimiter,
     client: httpx.AsyncClient,
@@ -193,10 +244,44 @@ async def test_redis_limiter_is_atomic_across_replicas() -> None:
         outcomes = await asyncio.gather(*[replicas[i % 2].acquire(budget, 60) for i in range(200)])
         assert sum(o.allowed for o in outcomes) == 50
     finally:
-        cleaner = Redis.from_url(REDIS_URL)
-        keys = [k async for k in cleaner.scan_iter(match=prefix + "*")]
-        if keys:
-            await cleaner.delete(*keys)
-        await cleaner.aclose()
+        await _drop_keys(prefix)
         for replica in replicas:
             await replica.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_token_reservations_are_charged_atomically_and_corrected(kind: str) -> None:
+    prefix = f"test-gw:{uuid.uuid4().hex}:"
+    limiter: RateLimiter = (
+        RedisRateLimiter.from_url(REDIS_URL, prefix=prefix)
+        if kind == "redis"
+        else MemoryRateLimiter()
+    )
+    budgets = [Budget("k:x:r", 100, "requests"), Budget("k:x:t", 100, "tokens")]
+    try:
+        first = await limiter.acquire(budgets, 60, tokens=60)
+        assert (first.allowed, first.counts) == (True, (1, 60))
+        # 60 of 100 held: the budget is not spent, so the next call starts and holds its own.
+        second = await limiter.acquire(budgets, 60, tokens=60)
+        assert (second.allowed, second.counts) == (True, (2, 120))
+        third = await limiter.acquire(budgets, 60, tokens=60)
+        assert (third.allowed, third.refused, third.counts) == (False, 1, (2, 120))
+        # The first call used 10 tokens, not 60: the difference goes back.
+        await limiter.spend(["k:x:t"], 10 - 60, 60, first.window)
+        # A correction for a window that is over changes nothing.
+        await limiter.spend(["k:x:t"], -1000, 60, first.window - 1)
+        fourth = await limiter.acquire(budgets, 60, tokens=5)
+        assert (fourth.allowed, fourth.counts) == (True, (3, 75))
+    finally:
+        await limiter.close()
+        if kind == "redis":
+            await _drop_keys(prefix)
+
+
+async def _drop_keys(prefix: str) -> None:
+    """Removes a test's limiter counters from the shared Redis."""
+    cleaner = Redis.from_url(REDIS_URL)
+    keys = [k async for k in cleaner.scan_iter(match=prefix + "*")]
+    if keys:
+        await cleaner.delete(*keys)
+    await cleaner.aclose()

@@ -13,23 +13,29 @@ class MemoryRateLimiter:
         self._counts: dict[tuple[str, int], int] = {}
         self._window = -1
 
-    async def acquire(self, budgets: Sequence[Budget], window_seconds: int) -> Outcome:
+    async def acquire(
+        self, budgets: Sequence[Budget], window_seconds: int, tokens: int = 0
+    ) -> Outcome:
         window, resets_in = window_of(window_seconds)
         self._expire(window)
         counts = [self._counts.get((b.key, window), 0) for b in budgets]
         for index, (budget, count) in enumerate(zip(budgets, counts, strict=True)):
             spent = count + 1 if budget.kind == "requests" else count
             if spent > budget.limit or (budget.kind == "tokens" and count >= budget.limit):
-                return Outcome(False, tuple(counts), index, resets_in)
+                return Outcome(False, tuple(counts), index, resets_in, window)
         for index, budget in enumerate(budgets):
-            if budget.kind == "requests":
-                counts[index] += 1
-                self._counts[(budget.key, window)] = counts[index]
-        return Outcome(True, tuple(counts), None, resets_in)
+            counts[index] += 1 if budget.kind == "requests" else tokens
+            self._counts[(budget.key, window)] = counts[index]
+        return Outcome(True, tuple(counts), None, resets_in, window)
 
-    async def spend(self, keys: Sequence[str], tokens: int, window_seconds: int) -> None:
-        window, _ = window_of(window_seconds)
-        self._expire(window)
+    async def spend(
+        self, keys: Sequence[str], tokens: int, window_seconds: int, window: int | None = None
+    ) -> None:
+        current, _ = window_of(window_seconds)
+        self._expire(current)
+        window = current if window is None else window
+        if window < current:
+            return  # that window is over: nothing counts in it any more
         for key in keys:
             self._counts[(key, window)] = self._counts.get((key, window), 0) + tokens
 
