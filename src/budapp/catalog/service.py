@@ -34,7 +34,11 @@ from budapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from budapp.core.references import ReferenceGuard
 from budapp.core.roles import Permission, Role
 from budapp.credentials.service import CredentialService
+from budapp.events.service import publish_after_commit
 from budapp.projects.service import ProjectService
+
+# A model was deleted: gateways reload the routing of its organization.
+MODELS_CHANGED_TOPIC = "models.changed"
 
 
 class ScanQueue(Protocol):
@@ -236,6 +240,9 @@ class ModelService:
         await self.references.ensure_unreferenced("model", self.session, model.id)
         model.deleted_at = utcnow()
         await self.session.flush()
+        if model.source is ModelSource.CLOUD:
+            payload = {"organization_id": str(model.organization_id)}
+            publish_after_commit(self.session, MODELS_CHANGED_TOPIC, payload)
 
     async def override_scan(
         self, model_id: uuid.UUID, data: ScanOverride, *, by: Principal
@@ -308,6 +315,14 @@ async def models_using_credential(session: AsyncSession, credential_id: uuid.UUI
 async def load_model(session: AsyncSession, model_id: uuid.UUID) -> Model | None:
     """A live model by id, for workflows that act for a user checked earlier (deployments)."""
     return await ModelRepository(session).get(system_scope(), model_id)
+
+
+async def models_of_organization(
+    session: AsyncSession, organization_id: uuid.UUID, model_ids: Sequence[uuid.UUID]
+) -> list[Model]:
+    """The live ones of these models that belong to the organization (the gateway's cloud
+    model targets: one query per routing load)."""
+    return await ModelRepository(session).of_organization(organization_id, model_ids)
 
 
 async def model_files(session: AsyncSession, model_id: uuid.UUID) -> list[ModelFile]:

@@ -26,8 +26,12 @@ from budapp.credentials.schemas import (
     CredentialUpdate,
 )
 from budapp.credentials.specs import SPEC_BY_KIND
+from budapp.events.service import publish_after_commit
 from budapp.organizations.service import OrganizationService
 from budapp.projects.service import ProjectService
+
+# A credential changed or was deleted: gateways reload the routing of its organization.
+CREDENTIALS_CHANGED_TOPIC = "credentials.changed"
 
 
 class CredentialUnreadable(Conflict):
@@ -165,6 +169,7 @@ class CredentialService:
             credential.description = data.description
         if data.spec is not None:
             self._replace_spec(credential, data.spec)
+            self._announce(credential)
         await self.session.flush()
         return self._read(credential)
 
@@ -176,8 +181,13 @@ class CredentialService:
         credential.ciphertext = None
         credential.key_id = None
         await self.session.flush()
+        self._announce(credential)
 
     # --- rules -----------------------------------------------------------------------------
+
+    def _announce(self, credential: Credential) -> None:
+        payload = {"organization_id": str(credential.organization_id)}
+        publish_after_commit(self.session, CREDENTIALS_CHANGED_TOPIC, payload)
 
     def _replace_spec(self, credential: Credential, changes: dict[str, Any]) -> None:
         if changes.get("kind", credential.kind) != credential.kind:

@@ -6,10 +6,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.adapters.events import EventBus
+from budapp.catalog.models import ModelSource
+from budapp.catalog.service import load_model
 from budapp.core.db import after_commit, utcnow
 from budapp.core.envelope import Page
-from budapp.core.errors import Conflict, NotFound
-from budapp.credentials.service import CredentialService
+from budapp.core.errors import Conflict, InvalidInput, NotFound
+from budapp.credentials.service import CredentialService, secrets_for_project
 from budapp.projects.service import ProjectAccess
 from budapp.routers.models import ProjectRateLimit, Router
 from budapp.routers.repository import RouterRepository
@@ -21,10 +23,14 @@ from budapp.routers.schemas import (
     RouterRead,
     RouterUpdate,
     Target,
+    UrlTarget,
 )
 
 # Every replica's gateway drops its cached configuration of the project on this event.
 CHANGED_TOPIC = "routers.changed"
+# The credential kinds (and cloud model providers) the gateway can call; the gateway's
+# `providers` package has an adapter for each.
+CALLABLE_KINDS = ("openai", "openai_compatible", "azure_openai", "anthropic")
 
 
 def _target_json(target: Target) -> dict[str, Any]:
@@ -125,20 +131,73 @@ class RouterService:
             raise Conflict(f"A router named {name!r} already exists in this project")
 
     async def _check_targets(self, access: ProjectAccess, targets: list[Target]) -> None:
-        """A url target's credential must be one the caller may see and the project may use."""
-        for target in targets:
-            credential_id = getattr(target, "credential_id", None)
-            if credential_id is None:
-                continue
-            credential = await self.credentials.get(credential_id, by=access.principal)
-            if credential.project_id not in (None, access.project.id):
-                raise NotFound("credential", credential_id)
+        for index, target in enumerate(targets):
+            if isinstance(target, UrlTarget) and target.credential_id is not None:
+                await self._check_credential(access, index, target.credential_id)
+            elif target.kind == "model":
+                await self._check_model(access, index, target.model_id)
+
+    async def _check_credential(
+        self, access: ProjectAccess, index: int, credential_id: uuid.UUID
+    ) -> None:
+        """A url target's credential must be one the caller may see, the project may use and
+        the gateway can call with."""
+        credential = await self.credentials.get(credential_id, by=access.principal)
+        if credential.project_id not in (None, access.project.id):
+            raise NotFound("credential", credential_id)
+        if credential.kind not in CALLABLE_KINDS:
+            raise _invalid(
+                index,
+                "credential_id",
+                f"a {credential.kind} credential cannot call a target: use one of "
+                + ", ".join(CALLABLE_KINDS),
+            )
+
+    async def _check_model(self, access: ProjectAccess, index: int, model_id: uuid.UUID) -> None:
+        """A model target names a cloud model of the router's organization whose credential
+        the project may use (the model grants its use: the caller need not see it)."""
+        project = access.project
+        model = await load_model(self.session, model_id)
+        if model is None or model.organization_id != project.organization_id:
+            raise NotFound("model", model_id)
+        if model.source is not ModelSource.CLOUD:
+            raise _invalid(
+                index,
+                "model_id",
+                f"model {model.name!r} is a {model.source} model: only cloud models are called "
+                "through their provider (deploy it and use an endpoint target)",
+            )
+        if model.provider not in CALLABLE_KINDS:
+            raise _invalid(
+                index, "model_id", f"the gateway cannot call {model.provider} models yet"
+            )
+        usable = model.credential_id is not None and await secrets_for_project(
+            self.session,
+            self.credentials.vault,
+            project.organization_id,
+            project.id,
+            model.credential_id,
+        )
+        if not usable:
+            raise _invalid(
+                index,
+                "model_id",
+                f"the credential of model {model.name!r} cannot be used by this project "
+                "(it belongs to another project, was deleted or cannot be read)",
+            )
 
     def _announce(self, project_id: uuid.UUID) -> None:
         async def announce() -> None:
             await self.bus.publish(CHANGED_TOPIC, {"project_id": str(project_id)})
 
         after_commit(self.session, announce)
+
+
+def _invalid(index: int, field: str, message: str) -> InvalidInput:
+    return InvalidInput(
+        f"Target {index}: {message}",
+        details=[{"field": f"targets.{index}.{field}", "message": message}],
+    )
 
 
 async def routing_table(

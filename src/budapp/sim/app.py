@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 
-from budapp.sim import responses
+from budapp.sim import anthropic, responses
 from budapp.sim.asgi import (
+    JSON_HEADERS,
     SSE_HEADERS,
     ClientGone,
     Disconnect,
@@ -32,15 +36,20 @@ from budapp.sim.config import FailureMode, SimConfig
 from budapp.sim.errors import (
     ApiError,
     SimulatedAbort,
+    bad_request,
     model_not_found,
     simulated_failure,
     too_many_requests,
+    unauthorized,
 )
 from budapp.sim.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from budapp.sim.metrics import SimMetrics
 from budapp.sim.planning import Planner
 from budapp.sim.protocol import GenerationRequest, parse_chat, parse_completion, parse_embedding
 from budapp.sim.responses import Choice, ChunkEncoder
+
+Handler = Callable[[dict[str, Any], Receive, Send], Awaitable[int]]
+Encoder = ChunkEncoder | anthropic.MessagesEncoder
 
 CLIENT_GONE = 499  # the status recorded for a request whose client went away (nginx's code)
 ABORTED = 599  # recorded for a stream cut on purpose by the `abort` failure mode
@@ -50,6 +59,20 @@ CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 EMBEDDINGS = "/v1/embeddings"
 MODELS = "/v1/models"
+MESSAGES = "/v1/messages"  # Anthropic's Messages API
+# Azure OpenAI: /openai/deployments/{deployment}/{route}?api-version=...
+AZURE = "/openai/deployments/"
+AZURE_ROUTES = ("chat/completions", "completions", "embeddings")
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A request as the simulator received it (kept when `record_requests` is set)."""
+
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: dict[str, Any]
 
 
 class SimApp:
@@ -62,11 +85,16 @@ class SimApp:
         self._models_body = orjson.dumps(
             {"object": "list", "data": [self._model_card(name) for name in config.listed_models]}
         )
-        self._posts: dict[str, Callable[[dict[str, Any], Receive, Send], Awaitable[int]]] = {
+        self._posts: dict[str, Handler] = {
             CHAT: self._chat,
             COMPLETIONS: self._completions,
             EMBEDDINGS: self._embeddings,
+            MESSAGES: self._messages,
         }
+        self._azure: dict[str, Handler] = dict(
+            zip(AZURE_ROUTES, (self._chat, self._completions, self._embeddings), strict=True)
+        )
+        self.received: deque[Received] = deque(maxlen=config.record_requests or 1)
         delays = (config.ttft_ms, config.ttft_jitter_ms, config.itl_ms, config.itl_jitter_ms)
         self._paced = any(delay > 0 for delay in delays)
 
@@ -84,9 +112,12 @@ class SimApp:
         handler = self._posts.get(path)
         if handler is not None:
             if method == "POST":
-                await self._generation_route(path, handler, receive, send)
+                await self._generation_route(path, handler, scope, receive, send)
             else:
                 await send_error(send, ApiError(405, f"Method {method} not allowed on {path}"))
+            return
+        if path.startswith(AZURE):
+            await self._azure_route(path, method, scope, receive, send)
             return
         if method not in ("GET", "HEAD"):
             known = path in ("/health", "/metrics", MODELS) or path.startswith(MODELS + "/")
@@ -111,28 +142,48 @@ class SimApp:
         else:
             await send_error(send, ApiError(404, f"Unknown route: {method} {path}", code=None))
 
+    async def _azure_route(
+        self, path: str, method: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        deployment, _, route = path[len(AZURE) :].partition("/")
+        handler = self._azure.get(route)
+        if not deployment or handler is None:
+            await send_error(send, ApiError(404, f"Unknown route: {method} {path}", code=None))
+            return
+        if method != "POST":
+            await send_error(send, ApiError(405, f"Method {method} not allowed on {path}"))
+            return
+
+        async def deployed(body: dict[str, Any], receive: Receive, send: Send) -> int:
+            # Azure serves the deployment named in the path, whatever the body's `model`.
+            return await handler({**body, "model": deployment}, receive, send)
+
+        await self._generation_route(
+            AZURE + "{deployment}/" + route, deployed, scope, receive, send
+        )
+
     async def _generation_route(
-        self,
-        path: str,
-        handler: Callable[[dict[str, Any], Receive, Send], Awaitable[int]],
-        receive: Receive,
-        send: Send,
+        self, path: str, handler: Handler, scope: Scope, receive: Receive, send: Send
     ) -> None:
         started = time.perf_counter()
+        shape = anthropic.error_body if path == MESSAGES else ApiError.body
         limit = self.config.max_concurrency
         if limit and self.in_flight >= limit:
-            await send_error(send, too_many_requests(limit, self.config.retry_after_s))
+            await _send_error(send, too_many_requests(limit, self.config.retry_after_s), shape)
             self.metrics.record_request(path, 429, time.perf_counter() - started)
             return
         self.in_flight += 1
         self.metrics.in_flight.inc()
         status = 500
         try:
+            self._check_request(path, scope)
             body = await read_json_object(receive, self.config.max_request_bytes)
+            if self.config.record_requests:
+                self._record(scope, body)
             status = await handler(body, receive, send)
         except ApiError as error:
             status = error.status
-            await send_error(send, error)
+            await _send_error(send, error, shape)
         except ClientGone:
             status = CLIENT_GONE
             self.metrics.disconnects.inc()
@@ -148,11 +199,17 @@ class SimApp:
 
     async def _chat(self, body: dict[str, Any], receive: Receive, send: Send) -> int:
         request = parse_chat(body, self.config.max_choices)
-        return await self._generate(request, True, receive, send)
+        return await self._generate(request, CHAT, receive, send)
 
     async def _completions(self, body: dict[str, Any], receive: Receive, send: Send) -> int:
         request = parse_completion(body, self.config.max_choices)
-        return await self._generate(request, False, receive, send)
+        return await self._generate(request, COMPLETIONS, receive, send)
+
+    async def _messages(self, body: dict[str, Any], receive: Receive, send: Send) -> int:
+        parsed = anthropic.parse_messages(body)
+        return await self._generate(
+            parsed.generation, MESSAGES, receive, send, parsed.stop_sequences
+        )
 
     async def _embeddings(self, body: dict[str, Any], _receive: Receive, send: Send) -> int:
         request = parse_embedding(body)
@@ -165,14 +222,20 @@ class SimApp:
         return 200
 
     async def _generate(
-        self, request: GenerationRequest, chat: bool, receive: Receive, send: Send
+        self,
+        request: GenerationRequest,
+        route: str,
+        receive: Receive,
+        send: Send,
+        stops: list[str] | None = None,
     ) -> int:
         self._check_model(request.model)
         abort = self._maybe_fail(stream=request.stream)
         choices = self._planner.choices(request)
+        stop = anthropic.apply_stop(choices[0], stops) if stops else None
         self.metrics.prompt_tokens.inc(request.prompt_tokens)
         if not self._paced:
-            return await self._answer(request, chat, choices, send, abort)
+            return await self._answer(request, route, choices, send, abort, stop=stop)
         # A client that goes away stops the generation: the watcher cancels this task.
         disconnect = Disconnect()
         current = asyncio.current_task()
@@ -181,7 +244,7 @@ class SimApp:
             watch_disconnect(receive, current, disconnect)
         )
         try:
-            return await self._answer(request, chat, choices, send, abort)
+            return await self._answer(request, route, choices, send, abort, stop=stop)
         except asyncio.CancelledError:
             if not disconnect.seen:
                 raise
@@ -194,44 +257,61 @@ class SimApp:
     async def _answer(
         self,
         request: GenerationRequest,
-        chat: bool,
+        route: str,
         choices: list[Choice],
         send: Send,
         abort: bool,
+        *,
+        stop: str | None,
     ) -> int:
         if request.stream:
-            await self._stream(request, chat, choices, send, abort)
+            encoder: Encoder
+            if route == MESSAGES:
+                encoder = anthropic.MessagesEncoder(request.model, request.prompt_tokens, stop)
+            else:
+                created = int(time.time())
+                encoder = ChunkEncoder(route == CHAT, request.model, created, request.include_usage)
+            await self._stream(request, encoder, choices, send, abort)
         else:
-            await self._complete(request, chat, choices, send)
+            await self._complete(request, route, choices, send, stop)
         return 200
 
     async def _complete(
-        self, request: GenerationRequest, chat: bool, choices: list[Choice], send: Send
+        self,
+        request: GenerationRequest,
+        route: str,
+        choices: list[Choice],
+        send: Send,
+        stop: str | None,
     ) -> None:
         if self._paced:
             steps = max(len(choice.pieces) for choice in choices)
             delay = self._planner.ttft() + sum(self._planner.itl() for _ in range(steps - 1))
             await asyncio.sleep(delay)
-        build = responses.chat_completion if chat else responses.text_completion
-        created = int(time.time())
-        payload = build(request.model, created, choices, request.prompt_tokens)
-        self.metrics.completion_tokens.inc(payload["usage"]["completion_tokens"])
+        if route == MESSAGES:
+            payload = anthropic.message(request.model, choices[0], request.prompt_tokens, stop)
+            self.metrics.completion_tokens.inc(payload["usage"]["output_tokens"])
+        else:
+            build = responses.chat_completion if route == CHAT else responses.text_completion
+            created = int(time.time())
+            payload = build(request.model, created, choices, request.prompt_tokens)
+            self.metrics.completion_tokens.inc(payload["usage"]["completion_tokens"])
         await send_body(send, 200, orjson.dumps(payload))
 
     async def _stream(
         self,
         request: GenerationRequest,
-        chat: bool,
+        encoder: Encoder,
         choices: list[Choice],
         send: Send,
         abort: bool,
     ) -> None:
-        encoder = ChunkEncoder(chat, request.model, int(time.time()), request.include_usage)
         started = time.perf_counter()
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         loop = asyncio.get_running_loop()
         due = loop.time() + self._planner.ttft()
-        steps = max(len(choice.pieces) for choice in choices)
+        # A message cut to nothing by a stop sequence still has its start and its end.
+        steps = max(1, *(len(choice.pieces) for choice in choices))
         abort_at = steps // 2 if abort else -1
         pending: list[bytes] = []
         produced = 0
@@ -266,12 +346,12 @@ class SimApp:
         if request.include_usage:
             total = sum(len(choice.pieces) for choice in choices)
             pending.append(encoder.usage(request.prompt_tokens, total))
-        pending.append(responses.DONE)
+        pending.append(encoder.done)
         self.metrics.completion_tokens.inc(produced)
         await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
 
     @staticmethod
-    def _step(encoder: ChunkEncoder, choices: list[Choice], step: int, out: list[bytes]) -> int:
+    def _step(encoder: Encoder, choices: list[Choice], step: int, out: list[bytes]) -> int:
         """Appends each choice's chunks for this step; returns how many tokens they carry."""
         produced = 0
         for choice in choices:
@@ -282,9 +362,39 @@ class SimApp:
                 produced += 1
                 if step + 1 == len(choice.pieces):
                     out.append(encoder.finish(choice.index, choice.finish_reason))
+            elif step == 0:
+                out.append(encoder.finish(choice.index, choice.finish_reason))
         return produced
 
     # --- rules ----------------------------------------------------------------------------------
+
+    def _check_request(self, path: str, scope: Scope) -> None:
+        """The API key in the provider's header (when one is configured) and, for Anthropic,
+        the `anthropic-version` header it requires."""
+        headers = dict(scope["headers"])
+        if path == MESSAGES and b"anthropic-version" not in headers:
+            raise bad_request("anthropic-version: header is required")
+        if path.startswith(AZURE) and "api-version" not in parse_qs(scope["query_string"].decode()):
+            raise bad_request("Missing required query parameter: api-version", "api-version")
+        key = self.config.api_key
+        if key is None:
+            return
+        if path == MESSAGES:
+            given, name = headers.get(b"x-api-key", b""), "x-api-key"
+        elif path.startswith(AZURE):
+            given, name = headers.get(b"api-key", b""), "api-key"
+        else:
+            given, name = (
+                headers.get(b"authorization", b"").removeprefix(b"Bearer "),
+                "authorization",
+            )
+        if given.decode(errors="replace") != key:
+            raise unauthorized(f"Incorrect API key provided in the {name} header")
+
+    def _record(self, scope: Scope, body: dict[str, Any]) -> None:
+        headers = {k.decode(): v.decode(errors="replace") for k, v in scope["headers"]}
+        query = scope["query_string"].decode()
+        self.received.append(Received(scope["path"], query, headers, body))
 
     def _check_model(self, model: str) -> None:
         if self._models and model not in self._models:
@@ -297,11 +407,15 @@ class SimApp:
         if stream and self.config.failure_mode is FailureMode.ABORT:
             return True
         self.metrics.record_failure("error")
-        raise simulated_failure()
+        raise simulated_failure(self.config.failure_status)
 
     @staticmethod
     def _model_card(name: str) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": STARTED, "owned_by": "budapp-sim"}
+
+
+async def _send_error(send: Send, error: ApiError, shape: Callable[[ApiError], bytes]) -> None:
+    await send_body(send, error.status, shape(error), [*JSON_HEADERS, *error.headers])
 
 
 def create_app(config: SimConfig | None = None) -> SimApp:

@@ -68,6 +68,15 @@ def serve(  # noqa: PLR0917 (typer: one parameter per option)
         FailureMode,
         _option("error: a 500; abort: streams are cut mid-way.", "FAILURE_MODE"),
     ] = FailureMode.ERROR,
+    failure_status: Annotated[
+        int,
+        _option(
+            "Status of an injected failure (500, 503, 529, 429, ...).",
+            "FAILURE_STATUS",
+            min=400,
+            max=599,
+        ),
+    ] = 500,
     max_concurrency: Annotated[
         int, _option("Requests at once before 429s (0: no limit).", "MAX_CONCURRENCY", min=0)
     ] = 0,
@@ -84,6 +93,13 @@ def serve(  # noqa: PLR0917 (typer: one parameter per option)
     max_request_bytes: Annotated[
         int, _option("Larger bodies get a 413.", "MAX_REQUEST_BYTES", min=1024)
     ] = 16 * 1024 * 1024,
+    api_key: Annotated[
+        str | None,
+        _option(
+            "Require this key (Bearer, Azure's api-key, Anthropic's x-api-key); unset: any.",
+            "API_KEY",
+        ),
+    ] = None,
     log_level: Annotated[LogLevel, _option("uvicorn's log level.", "LOG_LEVEL")] = LogLevel.INFO,
     access_log: Annotated[bool, _option("One log line per request.", "ACCESS_LOG")] = False,
 ) -> None:
@@ -102,12 +118,14 @@ def serve(  # noqa: PLR0917 (typer: one parameter per option)
             output_tokens_max=high,
             failure_rate=failure_rate,
             failure_mode=failure_mode,
+            failure_status=failure_status,
             max_concurrency=max_concurrency,
             retry_after_s=retry_after,
             seed=seed,
             text_source=text_source,
             embedding_dimensions=embedding_dimensions,
             max_request_bytes=max_request_bytes,
+            api_key=api_key,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None

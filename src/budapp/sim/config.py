@@ -34,6 +34,8 @@ class SimConfig:
     output_tokens_max: int = 16
     failure_rate: float = 0.0
     failure_mode: FailureMode = FailureMode.ERROR
+    # The status of an injected failure: 500, or e.g. 503, 529 (Anthropic's "overloaded"), 429.
+    failure_status: int = 500
     max_concurrency: int = 0  # 0: no limit
     retry_after_s: int = 1
     seed: int | None = None
@@ -42,6 +44,12 @@ class SimConfig:
     max_request_bytes: int = 16 * 1024 * 1024
     # Upper bound of n (choices per prompt), so that one request cannot ask for millions.
     max_choices: int = 128
+    # Set: generation routes require it (`Authorization: Bearer`, Azure's `api-key`,
+    # Anthropic's `x-api-key`); unset, any key or none is accepted.
+    api_key: str | None = None
+    # Keep the last N requests (path, query, headers, body) in `SimApp.received`, for tests
+    # that check what a gateway sent; 0 keeps none (and costs nothing).
+    record_requests: int = 0
 
     def __post_init__(self) -> None:
         # Plain strings (from code or tests) become the enums; a wrong one is a ValueError.
@@ -49,7 +57,8 @@ class SimConfig:
         object.__setattr__(self, "text_source", TextSource(self.text_source))
         object.__setattr__(self, "models", tuple(self.models))
         problems = []
-        for name in ("ttft_ms", "ttft_jitter_ms", "itl_ms", "itl_jitter_ms"):
+        delays = ("ttft_ms", "ttft_jitter_ms", "itl_ms", "itl_jitter_ms")
+        for name in (*delays, "retry_after_s", "record_requests"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be >= 0")
         if self.output_tokens_min < 1:
@@ -60,14 +69,14 @@ class SimConfig:
             problems.append("failure_rate must be between 0 and 1")
         if self.max_concurrency < 0:
             problems.append("max_concurrency must be >= 0 (0: no limit)")
-        if self.retry_after_s < 0:
-            problems.append("retry_after_s must be >= 0")
+        if not 400 <= self.failure_status <= 599:
+            problems.append("failure_status must be an HTTP error status (400 to 599)")
         if self.embedding_dimensions < 1:
             problems.append("embedding_dimensions must be >= 1")
         if self.max_request_bytes < 1024:
             problems.append("max_request_bytes must be >= 1024")
-        if any(not name for name in self.models):
-            problems.append("model names must not be empty")
+        if any(not name for name in self.models) or self.api_key == "":
+            problems.append("model names and the api_key must not be empty")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -53,12 +53,23 @@ def model_not_found(model: str) -> ApiError:
     )
 
 
-def simulated_failure() -> ApiError:
+def simulated_failure(status: int = 500) -> ApiError:
+    if status == 429:
+        return ApiError(
+            429,
+            "Rate limit reached (simulated failure).",
+            type_="rate_limit_error",
+            code="rate_limit_exceeded",
+        )
     return ApiError(
-        500,
+        status,
         "The server had an error while processing your request (simulated failure).",
-        type_="server_error",
+        type_="server_error" if status >= 500 else "invalid_request_error",
     )
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(401, message, code="invalid_api_key")
 
 
 def too_many_requests(limit: int, retry_after_s: int) -> ApiError:

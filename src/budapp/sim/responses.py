@@ -81,6 +81,8 @@ def text_completion(
 class ChunkEncoder:
     """Encodes the SSE events of one stream; the envelope of a chunk is encoded once."""
 
+    done = b"data: [DONE]\n\n"
+
     def __init__(self, chat: bool, model: str, created: int, include_usage: bool) -> None:
         self.chat = chat
         envelope = orjson.dumps(
@@ -136,7 +138,7 @@ class ChunkEncoder:
         return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-DONE = b"data: [DONE]\n\n"
+DONE = ChunkEncoder.done
 
 
 def embeddings(request: EmbeddingRequest, dimensions: int) -> tuple[dict[str, Any], int]:

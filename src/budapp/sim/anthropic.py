@@ -1,0 +1,209 @@
+"""Anthropic's Messages API (`POST /v1/messages`): its request, its answer, its stream events
+and its error shape, enough for a gateway that translates OpenAI calls to be tested against
+a real server. Like protocol.py, only what the simulator uses is checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from budapp.sim.errors import ApiError, bad_request
+from budapp.sim.protocol import GenerationRequest, Prompt
+from budapp.sim.responses import Choice, new_id
+from budapp.sim.text import count_tokens
+
+# Anthropic's error type for each status it answers with.
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+
+
+def error_body(error: ApiError) -> bytes:
+    type_ = ERROR_TYPES.get(error.status, "api_error")
+    return orjson.dumps({"type": "error", "error": {"type": type_, "message": error.message}})
+
+
+@dataclass(slots=True)
+class MessagesRequest:
+    generation: GenerationRequest
+    stop_sequences: list[str]
+
+
+def _text_of(content: object, where: str) -> str:
+    """The text of a string or of a list of content blocks (text, tool use and tool results;
+    images count no tokens)."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise bad_request(f"{where}: content must be a string or a list of content blocks")
+    texts = []
+    for block in content:
+        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+            raise bad_request(f"{where}: each content block must be an object with a type")
+        kind = block["type"]
+        if kind == "text":
+            if not isinstance(block.get("text"), str):
+                raise bad_request(f"{where}: a text block needs a string text")
+            texts.append(block["text"])
+        elif kind == "tool_use":
+            texts.append(orjson.dumps(block.get("input")).decode())
+        elif kind == "tool_result":
+            inner = block.get("content")
+            texts.append(_text_of(inner, where) if inner is not None else "")
+        elif kind != "image":
+            raise bad_request(f"{where}: unknown content block type {kind!r}")
+    return "\n".join(texts)
+
+
+def parse_messages(body: dict[str, Any]) -> MessagesRequest:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("model: Field required")
+    max_tokens = body.get("max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise bad_request("max_tokens: Field required (an integer >= 1)")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("messages: at least one message is required")
+    tokens = 0
+    system = body.get("system")
+    if system is not None:
+        tokens += count_tokens(_text_of(system, "system"))
+    echo = ""
+    for index, message in enumerate(messages):
+        where = f"messages.{index}"
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise bad_request(f"{where}: role must be 'user' or 'assistant'")
+        text = _text_of(message.get("content"), where)
+        tokens += count_tokens(text)
+        if message["role"] == "user":
+            echo = text
+    stops = body.get("stop_sequences") or []
+    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
+        raise bad_request("stop_sequences: must be a list of non-empty strings")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise bad_request("stream: must be a boolean")
+    generation = GenerationRequest(
+        model=model,
+        prompts=[Prompt(tokens, echo)],
+        n=1,
+        max_tokens=max_tokens,
+        ignore_eos=False,
+        stream=stream,
+        include_usage=False,
+        seed=None,
+    )
+    return MessagesRequest(generation, stops)
+
+
+def apply_stop(choice: Choice, stops: list[str]) -> str | None:
+    """Cuts the choice before the first stop sequence in its text (Anthropic leaves the
+    sequence out); returns the sequence that matched."""
+    if not stops:
+        return None
+    text = "".join(choice.pieces)
+    found = [(at, stop) for stop in stops if (at := text.find(stop)) >= 0]
+    if not found:
+        return None
+    at, stop = min(found)
+    kept: list[str] = []
+    length = 0
+    for piece in choice.pieces:
+        if length + len(piece) > at:
+            break
+        kept.append(piece)
+        length += len(piece)
+    choice.pieces = kept
+    choice.finish_reason = "stop_sequence"
+    return stop
+
+
+def message(
+    model: str, choice: Choice, prompt_tokens: int, stop_sequence: str | None
+) -> dict[str, Any]:
+    return {
+        "id": new_id("msg_"),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "".join(choice.pieces)}],
+        "stop_reason": STOP_REASONS.get(choice.finish_reason, choice.finish_reason),
+        "stop_sequence": stop_sequence,
+        "usage": {"input_tokens": prompt_tokens, "output_tokens": len(choice.pieces)},
+    }
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class MessagesEncoder:
+    """The stream events of one message, with the methods of responses.ChunkEncoder that the
+    simulator's stream loop calls (one choice: index 0)."""
+
+    chat = True
+
+    def __init__(self, model: str, prompt_tokens: int, stop_sequence: str | None) -> None:
+        self._model = model
+        self._prompt_tokens = prompt_tokens
+        self._stop_sequence = stop_sequence
+        self._produced = 0
+        self.done = _event("message_stop", {"type": "message_stop"})
+
+    def role(self, index: int) -> bytes:
+        del index
+        start: dict[str, Any] = {
+            "id": new_id("msg_"),
+            "type": "message",
+            "role": "assistant",
+            "model": self._model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": self._prompt_tokens, "output_tokens": 1},
+        }
+        return (
+            _event("message_start", {"type": "message_start", "message": start})
+            + _event(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            )
+            + _event("ping", {"type": "ping"})
+        )
+
+    def piece(self, index: int, piece: str) -> bytes:
+        self._produced += 1
+        delta = {"type": "text_delta", "text": piece}
+        return _event(
+            "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
+        )
+
+    def finish(self, index: int, reason: str) -> bytes:
+        delta = {
+            "stop_reason": STOP_REASONS.get(reason, reason),
+            "stop_sequence": self._stop_sequence,
+        }
+        return _event(
+            "content_block_stop", {"type": "content_block_stop", "index": index}
+        ) + _event(
+            "message_delta",
+            {"type": "message_delta", "delta": delta, "usage": {"output_tokens": self._produced}},
+        )
+
+    def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
+        del prompt_tokens, completion_tokens
+        return b""  # in message_start and message_delta already
