@@ -56,3 +56,12 @@ def test_s3_part_size_must_cover_the_largest_file() -> None:
             s3_part_size_bytes=5 * 1024 * 1024,
             model_file_max_bytes=100 * 1024**3,
         )
+
+
+def test_usage_retention_is_90_days_and_0_keeps_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BUDAPP_USAGE_RETENTION_DAYS", raising=False)
+    assert Settings(_env_file=None).usage_retention_days == 90  # type: ignore[call-arg]
+    monkeypatch.setenv("BUDAPP_USAGE_RETENTION_DAYS", "0")
+    assert Settings(_env_file=None).usage_retention_days == 0  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        Settings(usage_retention_days=-1)

@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     gateway_usage_batch_size: int = Field(default=500, ge=1)
     # Calls kept in memory while the database cannot be written; beyond this the oldest go.
     gateway_usage_max_buffered: int = Field(default=1_000_000, ge=1000)
+    # Per-call usage rows (what GET /endpoints/{id}/metrics reads) older than this are deleted;
+    # the hourly and daily sums (GET /usage) are kept forever. 0 keeps the calls forever too.
+    usage_retention_days: int = Field(default=90, ge=0)
 
     # --- real-time events (GET /ws) -----------------------------------------------------------
     # Each connection is pinged, and its access token checked again, this often: a logout

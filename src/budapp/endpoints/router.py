@@ -14,6 +14,8 @@ from budapp.endpoints.dependencies import EndpointServiceDep
 from budapp.endpoints.schemas import (
     EndpointCreate,
     EndpointFilter,
+    EndpointMetricsQuery,
+    EndpointMetricsRead,
     EndpointRead,
     EndpointStatusRead,
     EndpointUpdate,
@@ -124,6 +126,19 @@ async def endpoint_status(
     endpoint_id: uuid.UUID, principal: CurrentPrincipal, service: EndpointServiceDep
 ) -> Envelope[EndpointStatusRead]:
     return Envelope(data=await service.status(endpoint_id, by=principal))
+
+
+@router.get("/{endpoint_id}/metrics", responses=errors(NotFound, Forbidden))
+async def endpoint_metrics(
+    endpoint_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    service: EndpointServiceDep,
+    query: Annotated[EndpointMetricsQuery, Query()],
+) -> Envelope[EndpointMetricsRead]:
+    """The calls the gateway sent to this endpoint in a window (the last 24 hours by default):
+    totals, latency and time-to-first-token percentiles, and a series per hour or day. Read
+    from the per-call usage rows, so only as far back as BUDAPP_USAGE_RETENTION_DAYS."""
+    return Envelope(data=await service.metrics(endpoint_id, query, by=principal))
 
 
 @router.get("/{endpoint_id}/logs", responses=errors(NotFound))

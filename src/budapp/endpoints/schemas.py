@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
+from budapp.core.db import utcnow
 from budapp.core.envelope import PageParams
 from budapp.core.schemas import Description, Name, RecordRead, RequestSchema, ResponseSchema
 from budapp.endpoints.models import EndpointStatus, ReplicaState
+from budapp.gateway.schemas import CallBucket, CallTotals
 
 RuntimeName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 Replicas = Annotated[int, Field(ge=1, le=64)]
@@ -145,3 +147,44 @@ class LogsRead(ResponseSchema):
     replica: int
     runtime_id: str
     lines: list[str]
+
+
+# Hour buckets for up to a month, day buckets for up to a year: at most ~750 in a series.
+METRICS_WINDOW_DEFAULT = timedelta(hours=24)
+METRICS_WINDOW_MAX = {"hour": timedelta(days=31), "day": timedelta(days=366)}
+
+
+class EndpointMetricsQuery(RequestSchema):
+    # `until` first: the default of `since` is computed from it.
+    until: AwareDatetime = Field(
+        default_factory=utcnow, description="Calls that ended before this time; default now"
+    )
+    since: AwareDatetime = Field(
+        default_factory=lambda data: (data.get("until") or utcnow()) - METRICS_WINDOW_DEFAULT,
+        description="Calls that ended at or after this time; default 24 hours before `until`",
+    )
+    granularity: Literal["hour", "day"] = "hour"
+
+    @model_validator(mode="after")
+    def _window(self) -> EndpointMetricsQuery:
+        self.since, self.until = self.since.astimezone(UTC), self.until.astimezone(UTC)
+        if self.since >= self.until:
+            raise ValueError("since must be before until")
+        longest = METRICS_WINDOW_MAX[self.granularity]
+        if self.until - self.since > longest:
+            raise ValueError(
+                f"The window is at most {longest.days} days with granularity={self.granularity}"
+            )
+        return self
+
+
+class EndpointMetricsRead(ResponseSchema):
+    endpoint_id: uuid.UUID
+    since: datetime
+    until: datetime
+    granularity: Literal["hour", "day"]
+    # As in GET /endpoints/{id}/status, now (not over the window).
+    replicas_desired: int
+    replicas_ready: int
+    totals: CallTotals
+    series: list[CallBucket]

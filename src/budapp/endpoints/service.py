@@ -25,6 +25,8 @@ from budapp.endpoints.repository import EndpointRepository
 from budapp.endpoints.schemas import (
     EndpointCreate,
     EndpointFilter,
+    EndpointMetricsQuery,
+    EndpointMetricsRead,
     EndpointRead,
     EndpointStatusRead,
     EndpointUpdate,
@@ -34,6 +36,7 @@ from budapp.endpoints.schemas import (
     ReplicaRead,
 )
 from budapp.events.service import EventType, publish_org_event
+from budapp.gateway.service import UsageService
 from budapp.projects.service import ProjectService
 from budapp.workflows.service import WorkflowService
 
@@ -132,6 +135,7 @@ class EndpointService:
         self.clusters = clusters
         self.workflows = workflows
         self.templates = templates
+        self.usage = UsageService(session, projects)
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -173,6 +177,29 @@ class EndpointService:
             replicas_ready=sum(1 for replica in replicas if replica.state == "RUNNING"),
             replicas=[ReplicaRead.model_validate(replica) for replica in replicas],
             workflow_id=active.id if active else None,
+        )
+
+    async def metrics(
+        self, endpoint_id: uuid.UUID, query: EndpointMetricsQuery, *, by: Principal
+    ) -> EndpointMetricsRead:
+        endpoint = await self.get(endpoint_id, by, Permission.ENDPOINT_VIEW)
+        replicas = await self.repository.replicas(endpoint.id)
+        calls = await self.usage.endpoint_metrics(
+            by.scope,
+            endpoint.id,
+            since=query.since,
+            until=query.until,
+            granularity=query.granularity,
+        )
+        return EndpointMetricsRead(
+            endpoint_id=endpoint.id,
+            since=query.since,
+            until=query.until,
+            granularity=query.granularity,
+            replicas_desired=endpoint.replicas,
+            replicas_ready=sum(1 for replica in replicas if replica.state == "RUNNING"),
+            totals=calls.totals,
+            series=calls.series,
         )
 
     async def logs(

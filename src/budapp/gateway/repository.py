@@ -1,15 +1,30 @@
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
-from sqlalchemy import Select, Table, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    RowMapping,
+    Select,
+    Table,
+    case,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from budapp.core.auth import TenantScope
+from budapp.core.db import UTCDateTime
 from budapp.core.repository import fetch_page
 from budapp.gateway.models import UsageDaily, UsageHourly, UsageRecord
 
@@ -24,6 +39,12 @@ _SUMS = (
     "ttft_ms_sum",
     "ttft_count",
 )
+# SQL constants, not bound parameters: PostgreSQL accepts a GROUP BY expression only when it
+# is the selected one exactly, and two parameters are two different expressions to it.
+_TRUNCATED = {
+    "postgresql": {"hour": "'hour'", "day": "'day'"},
+    "sqlite": {"hour": "'%Y-%m-%d %H:00:00'", "day": "'%Y-%m-%d 00:00:00'"},
+}
 
 
 class UsageRepository:
@@ -79,3 +100,98 @@ class UsageRepository:
 
     async def page(self, statement: Select[Any], params: Any) -> tuple[list[Any], int]:
         return await fetch_page(self.session, statement, params)
+
+    # --- one endpoint's calls (GET /endpoints/{id}/metrics) --------------------------------
+
+    @staticmethod
+    def endpoint_calls(
+        scope: TenantScope, endpoint_id: uuid.UUID, since: datetime, until: datetime
+    ) -> list[ColumnElement[bool]]:
+        """An endpoint's calls in [since, until), read by ix_usage_records_endpoint_id_at."""
+        return [
+            UsageRecord.endpoint_id == endpoint_id,
+            UsageRecord.at >= since,
+            UsageRecord.at < until,
+            scope.where(UsageRecord.organization_id),
+        ]
+
+    async def call_totals(self, where: list[ColumnElement[bool]]) -> RowMapping:
+        succeeded = UsageRecord.status < 400
+        statement = select(
+            *_call_sums(),
+            func.count(UsageRecord.ttft_ms).label("ttft_calls"),
+            func.sum(case((succeeded, UsageRecord.completion_tokens), else_=0)).label(
+                "succeeded_completion_tokens"
+            ),
+            func.sum(case((succeeded, UsageRecord.latency_ms), else_=0.0)).label(
+                "succeeded_latency_ms"
+            ),
+        ).where(*where)
+        return (await self.session.execute(statement)).mappings().one()
+
+    async def call_buckets(
+        self, where: list[ColumnElement[bool]], granularity: Literal["hour", "day"]
+    ) -> Sequence[RowMapping]:
+        """Sums per UTC hour or day, only buckets that have calls, oldest first. Grouped in the
+        database (date_trunc on PostgreSQL, strftime on SQLite) so that a long window returns
+        one row per bucket, not per call."""
+        dialect = self.session.get_bind().dialect.name
+        unit: ColumnElement[str] = literal_column(_TRUNCATED[dialect][granularity])
+        if dialect == "postgresql":
+            # At UTC explicitly: a day truncated in the session's time zone would be another day.
+            truncated = func.date_trunc(
+                unit, func.timezone(literal_column("'UTC'"), UsageRecord.at)
+            )
+        else:
+            truncated = func.strftime(unit, UsageRecord.at)
+        bucket = type_coerce(truncated, UTCDateTime()).label("bucket")
+        statement = select(bucket, *_call_sums()).where(*where).group_by(bucket).order_by(bucket)
+        return (await self.session.execute(statement)).mappings().all()
+
+    async def percentiles(
+        self,
+        column: InstrumentedAttribute[Any],
+        where: list[ColumnElement[bool]],
+        fractions: Sequence[float],
+    ) -> list[float | None]:
+        """Nearest-rank percentiles of a column over the calls that have a value: the value at
+        rank ceil(fraction * count) in ascending order. PostgreSQL computes them all in one
+        sort (percentile_disc, which uses that rank); SQLite has no ordered-set aggregates, so
+        it counts, then reads each rank with ORDER BY ... LIMIT 1 OFFSET rank - 1. Same rank,
+        same answer on both."""
+        present = [*where, column.is_not(None)]
+        if self.session.get_bind().dialect.name == "postgresql":
+            ranked = func.percentile_disc(postgresql.array(list(fractions))).within_group(column)
+            values = await self.session.scalar(select(ranked).where(*present))
+            return [float(value) for value in values] if values else [None] * len(fractions)
+        count = await self.session.scalar(select(func.count(column)).where(*present)) or 0
+        found: list[float | None] = []
+        for fraction in fractions:
+            if not count:
+                found.append(None)
+                continue
+            rank = max(math.ceil(fraction * count), 1)
+            nth = select(column).where(*present).order_by(column).limit(1).offset(rank - 1)
+            found.append(await self.session.scalar(nth))
+        return found
+
+    # --- retention -------------------------------------------------------------------------
+
+    async def delete_records_before(self, cutoff: datetime, limit: int) -> int:
+        """Deletes at most `limit` calls older than `cutoff` (found by ix_usage_records_at);
+        the hourly and daily sums are not touched."""
+        oldest = select(_RECORDS.c.id).where(_RECORDS.c.at < cutoff).limit(limit)
+        result = await self.session.execute(delete(_RECORDS).where(_RECORDS.c.id.in_(oldest)))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _call_sums() -> list[ColumnElement[Any]]:
+    """What the endpoint metrics sum over a set of calls, as a whole and per bucket."""
+    return [
+        func.count().label("requests"),
+        func.sum(case((UsageRecord.status >= 400, 1), else_=0)).label("errors"),
+        func.sum(UsageRecord.prompt_tokens).label("prompt_tokens"),
+        func.sum(UsageRecord.completion_tokens).label("completion_tokens"),
+        func.avg(UsageRecord.latency_ms).label("latency_ms_avg"),
+        func.avg(UsageRecord.ttft_ms).label("ttft_ms_avg"),
+    ]
