@@ -150,7 +150,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     if settings.gateway_enabled:
         # Not under api_prefix: OpenAI clients expect /v1 at the base URL they are given.
-        app.mount("/v1", gateway_routes(app.state))
+        # First among the routes: Starlette tries them in order, and the hot path should not
+        # test every management route's pattern before its own.
+        app.router.routes.insert(0, Mount("/v1", gateway_routes(app.state)))
     return app
 
 
@@ -215,13 +217,14 @@ async def _gateway_lifespan(app: Starlette) -> AsyncIterator[None]:
         await engine.dispose()
 
 
-def _upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int]]:
+def _upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int | None]]:
     """Upload routes stream their bodies into object storage: they get the upload limits
-    instead of the 1 MiB of management routes (each file is also capped while streaming)."""
+    instead of the 1 MiB of management routes (each file is also capped while streaming).
+    The gateway caps its bodies itself, answering in OpenAI's error shape."""
     prefix = re.escape(settings.api_prefix)
     return [
         (re.compile(rf"^{prefix}/models/local/?$"), settings.model_upload_max_bytes),
-        (re.compile(r"^/v1/"), settings.gateway_max_request_bytes),
+        (re.compile(r"^/v1/"), None),
         # The multipart envelope adds a few hundred bytes around the file.
         (
             re.compile(rf"^{prefix}/datasets(/[^/]+/versions)?/?$"),

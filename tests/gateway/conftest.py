@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
@@ -103,6 +105,45 @@ async def new_key(client: httpx.AsyncClient, world: World) -> dict[str, Any]:
 def openai_client(gateway_url: str, key: str, **options: Any) -> openai.AsyncOpenAI:
     # No retries: every 429 or 5xx must reach the test.
     return openai.AsyncOpenAI(base_url=gateway_url + "/v1", api_key=key, max_retries=0, **options)
+
+
+@contextlib.contextmanager
+def canned_backend(answer: bytes) -> Iterator[str]:
+    """A server on loopback that answers every request with the same raw bytes (a backend
+    misbehaving in a way budapp-sim does not); yields its base URL."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.recv(65536)
+                connection.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()
+
+
+async def within_one_window(seconds: float = 15.0) -> None:
+    """Limits count in calendar-aligned windows of a minute: a test that counts calls must
+    not straddle a window's end, or its counts start over half-way. Waits for the next
+    window when fewer than `seconds` are left of this one."""
+    left = 60 - time.time() % 60
+    if left < seconds:
+        await asyncio.sleep(left + 0.05)
 
 
 async def flush_usage(app: FastAPI) -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,7 +13,13 @@ from fastapi import FastAPI
 
 from tests.api_keys.test_routes import create_key, revoke_key
 from tests.factories import World
-from tests.gateway.conftest import create_router, new_key, openai_client, url_target
+from tests.gateway.conftest import (
+    canned_backend,
+    create_router,
+    new_key,
+    openai_client,
+    url_target,
+)
 from tests.sim.conftest import RunningSim
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -135,32 +139,11 @@ async def test_backend_client_errors_are_passed_on(
 @pytest.fixture
 def garbage_backend() -> Iterator[str]:
     """A server that answers every request with 200 and bytes that are not JSON."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    port = server.getsockname()[1]
-    stop = threading.Event()
-
-    def serve() -> None:
-        server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                connection, _ = server.accept()
-            except TimeoutError:
-                continue
-            with connection:
-                connection.recv(65536)
-                connection.sendall(
-                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-                    b"content-length: 9\r\nconnection: close\r\n\r\n<garbage>"
-                )
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}/v1"
-    stop.set()
-    thread.join(2)
-    server.close()
+    with canned_backend(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+        b"content-length: 9\r\nconnection: close\r\n\r\n<garbage>"
+    ) as base_url:
+        yield base_url + "/v1"
 
 
 async def test_a_backend_answering_garbage_is_502_and_falls_back(

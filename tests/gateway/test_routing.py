@@ -15,7 +15,14 @@ import pytest
 from fastapi import FastAPI
 
 from tests.factories import World
-from tests.gateway.conftest import SimFactory, create_router, new_key, openai_client, url_target
+from tests.gateway.conftest import (
+    SimFactory,
+    create_router,
+    new_key,
+    openai_client,
+    set_limits,
+    url_target,
+)
 from tests.sim.conftest import RunningSim
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -104,6 +111,24 @@ async def test_failing_target_falls_back_and_cools_down(
         seen = await served_by(ai, router["name"], 5)
     assert seen == {"fallback": 5}
     # The broken target was tried once, then left alone for its cooldown.
+    assert broken.metric("budapp_sim_requests_total", status="500") == 1
+
+
+async def test_a_cooldown_outlives_a_change_to_the_projects_routing(
+    client: httpx.AsyncClient, world: World, gateway_url: str, start_sim: SimFactory
+) -> None:
+    """A limit change reloads the project's routing; what was learnt of its targets stays."""
+    broken, healthy = start_sim(failure_rate=1.0), start_sim()
+    targets = [
+        url_target(broken, model="primary", priority=0),
+        url_target(healthy, model="fallback", priority=1),
+    ]
+    router = await create_router(client, world, targets, cooldown_seconds=60)
+    key = await new_key(client, world)
+    async with openai_client(gateway_url, key["key"]) as ai:
+        assert await served_by(ai, router["name"], 1) == {"fallback": 1}
+        await set_limits(client, world, rpm=10_000)
+        assert await served_by(ai, router["name"], 3) == {"fallback": 3}
     assert broken.metric("budapp_sim_requests_total", status="500") == 1
 
 

@@ -54,3 +54,21 @@ async def test_a_body_over_the_limit_is_413_in_openai_shape(
         gateway.max_body_bytes = limit
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_large"
+
+
+async def test_inside_budapp_serve_a_body_over_the_limit_is_413_in_openai_shape(
+    app: FastAPI, client: httpx.AsyncClient, world: World
+) -> None:
+    # The management API's body-size middleware leaves /v1 to the gateway's own limit and
+    # shape: an OpenAI client must be able to read the error.
+    key = await new_key(client, world)
+    limit = app.state.settings.gateway_max_request_bytes
+    body = b'{"model": "m", "messages": [{"role": "user", "content": "' + b"x" * limit + b'"}]}'
+    response = await client.post(
+        "/v1/chat/completions",
+        content=body,
+        headers={"Authorization": f"Bearer {key['key']}", "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+    assert "bytes" in response.json()["error"]["message"]

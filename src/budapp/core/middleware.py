@@ -80,20 +80,22 @@ def _incoming_request_id(scope: Scope) -> str | None:
 class BodySizeLimitMiddleware:
     """Refuses request bodies over `max_bytes` with 413: at once when Content-Length says so,
     else as soon as the streamed body passes the limit, so it is never read whole. Upload
-    routes get larger limits of their own (`uploads`: path pattern -> bytes)."""
+    routes get larger limits of their own (`uploads`: path pattern -> bytes); a pattern mapped
+    to None names routes that enforce a limit themselves, in their own error shape (the
+    OpenAI-compatible gateway)."""
 
     def __init__(
         self,
         app: ASGIApp,
         *,
         max_bytes: int,
-        uploads: Sequence[tuple[re.Pattern[str], int]] = (),
+        uploads: Sequence[tuple[re.Pattern[str], int | None]] = (),
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.uploads = list(uploads)
 
-    def _limit(self, scope: Scope) -> int:
+    def _limit(self, scope: Scope) -> int | None:
         if scope.get("method") in {"POST", "PUT"}:
             for pattern, limit in self.uploads:
                 if pattern.match(scope["path"]):
@@ -105,6 +107,9 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         max_bytes = self._limit(scope)
+        if max_bytes is None:
+            await self.app(scope, receive, send)
+            return
         too_large = f"The request body exceeds {max_bytes} bytes"
         declared = _content_length(scope)
         if declared is not None and declared > max_bytes:

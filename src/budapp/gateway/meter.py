@@ -32,6 +32,7 @@ class Call:
     router_id: uuid.UUID | None
     router: str
     target: str | None
+    endpoint_id: uuid.UUID | None
     model: str
     route: str
     stream: bool

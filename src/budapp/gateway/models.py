@@ -28,6 +28,9 @@ class UsageRecord(Base):
     __table_args__ = (
         Index("ix_usage_records_project_id_at", "project_id", "at"),
         Index("ix_usage_records_organization_id_at", "organization_id", "at"),
+        Index("ix_usage_records_endpoint_id_at", "endpoint_id", "at"),
+        # What the retention sweep deletes by (the oldest calls first).
+        Index("ix_usage_records_at", "at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -39,6 +42,9 @@ class UsageRecord(Base):
     router_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     router: Mapped[str] = mapped_column(String(128))
     target: Mapped[str | None] = mapped_column(String(512), default=None)
+    # The deployed endpoint that answered (an endpoint target); None for url targets and calls
+    # that reached no target.
+    endpoint_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     model: Mapped[str] = mapped_column(String(255))
     route: Mapped[str] = mapped_column(String(32))
     stream: Mapped[bool] = mapped_column(Boolean, default=False)

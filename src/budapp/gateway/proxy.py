@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from budapp.adapters.ratelimit import Budget, Outcome, RateLimiter
+from budapp.adapters.ratelimit.base import window_of
 from budapp.api_keys.resolver import ApiKeyIdentity, ApiKeyResolver
 from budapp.core.db import utcnow
 from budapp.core.errors import BudappError
@@ -32,6 +33,7 @@ from budapp.gateway.errors import (
     upstream_failed,
 )
 from budapp.gateway.meter import Call, UsageMeter
+from budapp.gateway.providers import StreamTranslator
 from budapp.gateway.streaming import RelayResponse
 from budapp.gateway.targets import TargetResolver
 
@@ -56,6 +58,19 @@ class _Call:
     payload: dict[str, Any] = field(default_factory=dict)
     token_keys: list[str] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    # Tokens reserved at admission in `window` (on token_keys, and on target_token_key for
+    # the target being tried), corrected to the real usage when the call ends.
+    reserved: int = 0
+    window: int = 0
+    target_token_key: str | None = None
+
+
+@dataclass(slots=True)
+class _Upstream:
+    url: str
+    body: bytes
+    # The client did not ask for the usage chunk that the gateway asked for (to meter).
+    strip_usage: bool
 
 
 class _Failure(Exception):
@@ -172,11 +187,13 @@ class Gateway:
         call.router = router
         budgets = _budgets(call.identity, config)
         if budgets:
-            outcome = await self._acquire(budgets)
+            token_keys = [b.key for b in budgets if b.kind == "tokens"]
+            reserve = _reservation(payload, call.route) if token_keys else 0
+            outcome = await self._acquire(budgets, reserve)
             call.headers = _rate_headers(budgets, outcome)
             if not outcome.allowed:
                 raise _limited(budgets, outcome, call.headers)
-            call.token_keys = [b.key for b in budgets if b.kind == "tokens"]
+            call.token_keys, call.reserved, call.window = token_keys, reserve, outcome.window
 
     async def _forward(self, call: _Call) -> Response | RelayResponse:
         router = call.router
@@ -189,16 +206,23 @@ class Gateway:
             base_url = self._base_url(target)
             if base_url is None:
                 continue
+            try:
+                upstream = self._prepare(call, target, base_url)
+            except GatewayError as unsupported:
+                # This target's provider cannot take the request: another target may.
+                last = unsupported
+                continue
             if target.rpm or target.tpm:
-                refusal = await self._target_budget(router, target)
+                refusal = await self._target_budget(call, router, target)
                 if refusal is not None:
                     last = refusal
                     continue
             attempts += 1
             call.target = target
             try:
-                return await self._attempt(call, target, base_url)
+                return await self._attempt(call, target, upstream)
             except _Failure as failure:
+                self._release_target_tokens(call)
                 metrics.UPSTREAM_FAILURES.labels(router.name, failure.reason).inc()
                 if failure.reason != "client_error":
                     cool_down(router, target)
@@ -220,28 +244,37 @@ class Gateway:
         return replicas[target.replica_turn % len(replicas)]
 
     async def _target_budget(
-        self, router: RouterConfig, target: TargetState
+        self, call: _Call, router: RouterConfig, target: TargetState
     ) -> GatewayError | None:
         budgets = []
         if target.rpm:
             budgets.append(Budget(f"t:{router.id}:{target.label}:r", target.rpm, "requests"))
+        token_key = f"t:{router.id}:{target.label}:t"
         if target.tpm:
-            budgets.append(Budget(f"t:{router.id}:{target.label}:t", target.tpm, "tokens"))
-        outcome = await self._acquire(budgets)
-        if outcome.allowed:
-            return None
-        return _limited(budgets, outcome, {})
+            budgets.append(Budget(token_key, target.tpm, "tokens"))
+            if not call.token_keys:  # else reserved at admission already
+                call.reserved = _reservation(call.payload, call.route)
+        outcome = await self._acquire(budgets, call.reserved if target.tpm else 0)
+        if not outcome.allowed:
+            return _limited(budgets, outcome, {})
+        if target.tpm:
+            call.target_token_key, call.window = token_key, outcome.window
+        return None
 
-    async def _acquire(self, budgets: list[Budget]) -> Outcome:
+    def _release_target_tokens(self, call: _Call) -> None:
+        """A failed attempt gives its target's token reservation back."""
+        if call.target_token_key is not None:
+            self._spend([call.target_token_key], -call.reserved, call.window)
+            call.target_token_key = None
+
+    async def _acquire(self, budgets: list[Budget], tokens: int = 0) -> Outcome:
         try:
-            return await self.limiter.acquire(budgets, WINDOW_SECONDS)
+            return await self.limiter.acquire(budgets, WINDOW_SECONDS, tokens)
         except BudappError as exc:
             # Redis unreachable: refuse rather than serve unlimited.
             raise GatewayError(503, exc.message, type_="service_unavailable") from None
 
-    async def _attempt(
-        self, call: _Call, target: TargetState, base_url: str
-    ) -> Response | RelayResponse:
+    def _prepare(self, call: _Call, target: TargetState, base_url: str) -> _Upstream:
         payload = dict(call.payload)
         payload["model"] = target.model
         if target.served_model and target.endpoint_id is not None:
@@ -256,22 +289,22 @@ class Gateway:
                 options["include_usage"] = True
                 strip_usage = True
             payload["stream_options"] = options
-        # identity: streams are relayed as raw bytes, which must not arrive compressed.
-        headers = {
-            "content-type": "application/json",
-            "accept": "application/json",
-            "accept-encoding": "identity",
-        }
-        if target.authorization:
-            headers["authorization"] = target.authorization
+        if target.provider is None:
+            return _Upstream(f"{base_url}/{call.route}", orjson.dumps(payload), strip_usage)
+        url, body = target.provider.request(call.route, base_url, payload)
+        return _Upstream(url, body, strip_usage)
+
+    async def _attempt(
+        self, call: _Call, target: TargetState, upstream: _Upstream
+    ) -> Response | RelayResponse:
         target.in_flight += 1
         sent = time.perf_counter()
         relayed = False
         try:
             response = await self.client.post(
-                f"{base_url}/{call.route}",
-                data=orjson.dumps(payload),
-                headers=headers,
+                upstream.url,
+                data=upstream.body,
+                headers=target.headers,
                 timeout=aiohttp.ClientTimeout(
                     connect=min(target.timeout, 5.0), sock_read=target.timeout
                 ),
@@ -286,7 +319,7 @@ class Gateway:
             if response.status != 200:
                 raise await _refused(response)
             if call.stream:
-                relay = await self._relay(call, target, response, sent, strip_usage)
+                relay = await self._relay(call, target, response, sent, upstream.strip_usage)
                 relayed = True
                 return relay
             body = await response.read()
@@ -306,7 +339,10 @@ class Gateway:
             parsed = orjson.loads(body)
             if not isinstance(parsed, dict):
                 raise TypeError
-        except (orjson.JSONDecodeError, TypeError):
+            if target.provider is not None and target.provider.translates:
+                parsed = target.provider.answer(parsed)
+                body = orjson.dumps(parsed)
+        except (orjson.JSONDecodeError, TypeError, ValueError):
             raise _Failure(
                 "5xx", upstream_failed("The backend answered with something that is not JSON")
             ) from None
@@ -326,6 +362,12 @@ class Gateway:
         # Wait for the first bytes here, while falling back is still possible.
         first = await response.content.readany()
         first_at = time.perf_counter()
+        translator = target.provider.stream() if target.provider is not None else None
+        if translator is not None:
+            first = translator.feed(first) if first else translator.close()
+            if translator.failed:
+                # Nothing has reached the client yet: this may still fall back.
+                raise _upstream_refused(*translator.failure)
         headers = _SSE_HEADERS + [(k.encode(), v.encode()) for k, v in call.headers.items()]
         body = self._events(
             call,
@@ -335,6 +377,7 @@ class Gateway:
             first_at=first_at,
             sent=sent,
             strip_usage=strip_usage,
+            translator=translator,
         )
         return RelayResponse(body, headers)
 
@@ -348,6 +391,7 @@ class Gateway:
         first_at: float,
         sent: float,
         strip_usage: bool,
+        translator: StreamTranslator | None,
     ) -> AsyncIterator[bytes]:
         status = 499
         usage: dict[str, Any] | None = None
@@ -367,13 +411,17 @@ class Gateway:
                     if ready:
                         yield ready
                 chunk = await response.content.readany()
+                if translator is not None and not translator.closed:
+                    # Translated: `pending` only ever holds whole OpenAI events.
+                    pending += translator.feed(chunk) if chunk else translator.close()
+                    continue
                 if not chunk:
                     break
                 pending += chunk
             finished = True
             if pending:
                 yield pending
-            status = 200
+            status = 502 if translator is not None and translator.failed else 200
         except (aiohttp.ClientError, TimeoutError) as exc:
             status = 502
             error = {
@@ -422,6 +470,7 @@ class Gateway:
                 router_id=router.id if router is not None else None,
                 router=name[:128],
                 target=target.label[:512] if target is not None else None,
+                endpoint_id=target.endpoint_id if target is not None else None,
                 model=(target.model if target is not None else call.model)[:255],
                 route=call.route,
                 stream=call.stream,
@@ -443,17 +492,25 @@ class Gateway:
         if prompt or completion:
             metrics.TOKENS.labels(label, "prompt").inc(prompt)
             metrics.TOKENS.labels(label, "completion").inc(completion)
-            self._charge(call, prompt + completion)
+        self._charge(call, prompt + completion)
 
     def _charge(self, call: _Call, spent: int) -> None:
+        """Corrects the tokens reserved at admission to what the call really used, in the
+        window it was admitted in; when that window is over, only what exceeded the
+        reservation is charged, to the current one."""
         keys = list(call.token_keys)
-        target = call.target
-        if target is not None and target.tpm and call.router is not None:
-            keys.append(f"t:{call.router.id}:{target.label}:t")
-        if not keys:
+        if call.target_token_key is not None:
+            keys.append(call.target_token_key)
+        if not keys or spent == call.reserved:
             return
+        if window_of(WINDOW_SECONDS)[0] == call.window:
+            self._spend(keys, spent - call.reserved, call.window)
+        elif spent > call.reserved:
+            self._spend(keys, spent - call.reserved, None)
+
+    def _spend(self, keys: list[str], tokens: int, window: int | None) -> None:
         task = asyncio.get_running_loop().create_task(
-            self.limiter.spend(keys, spent, WINDOW_SECONDS)
+            self.limiter.spend(keys, tokens, WINDOW_SECONDS, window)
         )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -483,6 +540,20 @@ async def _payload(request: Request, limit: int) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise bad_request("The request body must be a JSON object")
     return payload
+
+
+def _reservation(payload: dict[str, Any], route: str) -> int:
+    """What a call may spend, taken from the token budgets when it is admitted: its prompt
+    (estimated) and the completion it allows (`max_tokens` times `n`). Calls in flight so hold
+    their share, and a budget can be overshot only by the call admitted last (and by
+    completions of calls that set no `max_tokens`)."""
+    prompt = tokens.estimate(tokens.prompt_length(payload))
+    if route == "embeddings":
+        return prompt
+    ceiling = payload.get("max_completion_tokens") or payload.get("max_tokens")
+    choices = payload.get("n")
+    completion = ceiling if isinstance(ceiling, int) and ceiling > 0 else 0
+    return prompt + completion * (choices if isinstance(choices, int) and 0 < choices <= 128 else 1)
 
 
 def _too_large(limit: int) -> GatewayError:
@@ -551,6 +622,22 @@ def _unreachable(exc: aiohttp.ClientError) -> GatewayError:
     return upstream_failed(f"The backend cannot be reached: {type(exc).__name__}")
 
 
+def _upstream_refused(reason: str, message: str, headers: dict[str, str] | None = None) -> _Failure:
+    """An upstream refusal that may fall back: `429` (rate limited) or `5xx`."""
+    if reason == "429":
+        return _Failure(
+            "429",
+            GatewayError(
+                429,
+                message,
+                type_="rate_limit_exceeded",
+                code="upstream_rate_limited",
+                headers=headers,
+            ),
+        )
+    return _Failure("5xx", upstream_failed(message, 502))
+
+
 async def _refused(response: aiohttp.ClientResponse) -> _Failure:
     """A non-200 answer as an attempt's failure: 5xx and 429 may fall back; other 4xx are the
     client's to fix and are passed on in OpenAI's shape."""
@@ -568,19 +655,9 @@ async def _refused(response: aiohttp.ClientResponse) -> _Failure:
         pass
     if status == 429:
         retry = response.headers.get("retry-after")
-        headers = {"retry-after": retry} if retry else {}
-        return _Failure(
-            "429",
-            GatewayError(
-                429,
-                message,
-                type_="rate_limit_exceeded",
-                code="upstream_rate_limited",
-                headers=headers,
-            ),
-        )
+        return _upstream_refused("429", message, {"retry-after": retry} if retry else None)
     if status >= 500:
-        return _Failure("5xx", upstream_failed(message, 502))
+        return _upstream_refused("5xx", message)
     return _Failure("client_error", GatewayError(status, message, code="upstream_rejected"))
 
 

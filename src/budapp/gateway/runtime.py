@@ -11,6 +11,7 @@ from budapp.adapters.ratelimit import create_rate_limiter
 from budapp.gateway.config import RoutingCache
 from budapp.gateway.meter import UsageMeter
 from budapp.gateway.proxy import Gateway
+from budapp.gateway.retention import UsageRetention
 from budapp.gateway.targets import EndpointRegistry
 from budapp.settings import Settings
 
@@ -27,6 +28,10 @@ async def start_gateway(state: Any, settings: Settings) -> None:
         max_buffered=settings.gateway_usage_max_buffered,
     )
     await state.usage_meter.start()
+    state.usage_retention = UsageRetention(
+        state.session_factory, days=settings.usage_retention_days
+    )
+    await state.usage_retention.start()
     # One pooled client for every backend. aiohttp rather than httpx: on this path it costs
     # about a tenth of httpx's CPU per request (benchmarks/RESULTS.md, gateway section).
     state.gateway_client = aiohttp.ClientSession(
@@ -57,6 +62,7 @@ async def start_gateway(state: Any, settings: Settings) -> None:
 async def stop_gateway(state: Any) -> None:
     """After the server stopped taking requests: what was metered is written, then closed."""
     await state.gateway.drain()
+    await state.usage_retention.close()
     await state.usage_meter.close()
     await state.gateway_client.close()
     await state.rate_limiter.close()
