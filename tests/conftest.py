@@ -5,7 +5,9 @@ before each test; the app runs its real lifespan and is called through ASGI."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,8 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from budapp.adapters.cache import MemoryWindowCounter
 from budapp.audit.chain import GENESIS_HASH
@@ -40,6 +44,11 @@ def is_postgres(url: str) -> bool:
 
 async def recreate_postgres_database(url: str) -> None:
     """Drops and creates the test database, so every run starts from nothing."""
+    await drop_postgres_database(url, create=True)
+
+
+async def drop_postgres_database(url: str, *, create: bool = False) -> None:
+    """Drops the database `url` names (and creates it again, empty, with `create`)."""
     import asyncpg  # noqa: PLC0415
 
     parsed = make_url(url)
@@ -52,7 +61,8 @@ async def recreate_postgres_database(url: str) -> None:
     )
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{parsed.database}"')
+        if create:
+            await admin.execute(f'CREATE DATABASE "{parsed.database}"')
     finally:
         await admin.close()
 
@@ -112,22 +122,41 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     tables = [
         table.name for table in reversed(metadata.sorted_tables) if table.name != "audit_chain_head"
     ]
-    async with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            await connection.execute(text(f"TRUNCATE {', '.join(tables)} CASCADE"))
-        else:
-            for table in tables:
-                await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
-        # The migration's genesis head, as a fresh database has it.
-        await connection.execute(
-            text("UPDATE audit_chain_head SET last_sequence = 0, last_hash = :genesis"),
-            {"genesis": GENESIS_HASH},
-        )
+    if gateway := getattr(application.state, "gateway", None):
+        # Calls of the previous test still in the meter's buffer must not land in this one.
+        await gateway.drain()
+        await application.state.usage_meter.flush()
+    await _empty_tables(engine, tables)
+    # Projects' routing is cached by id, and the world's ids repeat from test to test.
+    if routing := getattr(application.state, "routing_cache", None):
+        routing._entries.clear()
     counter = MemoryWindowCounter()
     application.state.window_counter = counter
     application.state.login_throttle.counter = counter
     application.state.authenticator.counter = counter
     yield
+
+
+async def _empty_tables(engine: AsyncEngine, tables: list[str]) -> None:
+    """DELETE in dependency order, on PostgreSQL too: TRUNCATE of every table costs ~180 ms
+    there (new files for each table), DELETE of a test's few rows ~6 ms. A background worker
+    of the app (the scan worker, the webhook dispatcher) may hold row locks the other way
+    round: PostgreSQL then aborts one side as a deadlock, and the cleaning starts over."""
+    for attempt in range(5):
+        try:
+            async with engine.begin() as connection:
+                for table in tables:
+                    await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
+                # The migration's genesis head, as a fresh database has it.
+                await connection.execute(
+                    text("UPDATE audit_chain_head SET last_sequence = 0, last_hash = :genesis"),
+                    {"genesis": GENESIS_HASH},
+                )
+            return
+        except DBAPIError as exc:
+            if attempt == 4 or "deadlock" not in str(exc).lower():
+                raise
+            await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -137,9 +166,38 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
+# The world is built through the API once, then its rows are copied back for each test: the
+# same users, sessions and tokens, at a fraction of the cost (seven logins a test was most of
+# the suite's time). Rebuilt well before its access tokens could expire.
+_WORLD_MAX_AGE = 300.0
+
+
 @pytest.fixture
 async def world(app: FastAPI, client: httpx.AsyncClient) -> World:
-    return await build_world(app, client)
+    snapshot = getattr(app.state, "test_world", None)
+    async with app.state.engine.connect() as connection:
+        # A fixture that came first may have written already (and moved the audit chain):
+        # then the world is built through the API after it, as it always was.
+        pristine = not await connection.scalar(text("SELECT last_sequence FROM audit_chain_head"))
+    if not pristine:
+        return await build_world(app, client)
+    if snapshot is not None and time.monotonic() - snapshot[2] < _WORLD_MAX_AGE:
+        built, rows, _ = snapshot
+        async with app.state.engine.begin() as connection:
+            for table in metadata.sorted_tables:
+                if table.name == "audit_chain_head":
+                    await connection.execute(table.update().values(**rows[table.name][0]))
+                elif rows[table.name]:
+                    await connection.execute(insert(table), rows[table.name])
+        return copy.deepcopy(built)
+    built = await build_world(app, client)
+    async with app.state.engine.connect() as connection:
+        rows = {
+            table.name: [dict(row) for row in (await connection.execute(select(table))).mappings()]
+            for table in metadata.sorted_tables
+        }
+    app.state.test_world = (copy.deepcopy(built), rows, time.monotonic())
+    return built
 
 
 # --- object storage: the app's local directory, or S3 (moto's server on loopback) ---------
