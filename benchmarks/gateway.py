@@ -39,6 +39,9 @@ SIM_PORT, SERVE_PORT, GATEWAY_PORT, LITELLM_PORT = 9491, 9492, 9493, 9494
 # `pip install 'litellm[proxy]'`), measured the same way, against the same simulator.
 LITELLM = os.environ.get("BENCH_LITELLM", "")
 LITELLM_KEY = "sk-bench-master-key"
+# Optional: also measure the gateway inside `budapp serve` (mounted at /v1 behind the
+# management app's middleware), beside the standalone `budapp gateway`.
+SERVE_TOO = os.environ.get("BENCH_SERVE", "") == "1"
 DURATION = os.environ.get("BENCH_DURATION", "10s")
 WARMUP = os.environ.get("BENCH_WARMUP", "2s")
 REPEAT = int(os.environ.get("BENCH_REPEAT", "2"))
@@ -156,7 +159,8 @@ def main() -> None:
             # For profiling by hand against the same database (see benchmarks/README.md).
             (OUT / "key.txt").write_text(key)
         finally:
-            stop(serve)
+            if not SERVE_TOO:
+                stop(serve)
         gateway = start([str(BIN / "budapp"), "gateway", "--port", str(GATEWAY_PORT)],
                         GATEWAY_PORT, "gateway.log", budapp_env())  # fmt: skip
         litellm = start_litellm() if LITELLM else None
@@ -165,6 +169,8 @@ def main() -> None:
             usage = metered(gateway)
         finally:
             stop(gateway)
+            if SERVE_TOO:
+                stop(serve)
             if litellm is not None:
                 stop(litellm)
     finally:
@@ -198,6 +204,8 @@ def start_litellm() -> Any:
 
 def run_scenarios(key: str) -> dict[tuple[str, str, int], dict[str, Any]]:
     proxies = [("direct", SIM_PORT, "sim", ""), ("gateway", GATEWAY_PORT, "bench", key)]
+    if SERVE_TOO:
+        proxies.append(("serve", SERVE_PORT, "bench", key))
     if LITELLM:
         proxies.append(("litellm", LITELLM_PORT, "bench", LITELLM_KEY))
     results = {}
@@ -252,9 +260,11 @@ def markdown(results: dict[tuple[str, str, int], dict[str, Any]], metered_calls:
             if where == "direct"
             else f"{row['p50_ms'] - direct['p50_ms']:.2f} / {row['p99_ms'] - direct['p99_ms']:.2f}"
         )
-        label = {"direct": "budapp-sim directly", "gateway": "budapp gateway"}.get(
-            where, "LiteLLM Proxy"
-        )
+        label = {
+            "direct": "budapp-sim directly",
+            "gateway": "budapp gateway",
+            "serve": "budapp serve (/v1)",
+        }.get(where, "LiteLLM Proxy")
         lines.append(
             f"| {kind} | {connections} | {label} | {row['rps']:,.0f} "
             f"| {row['p50_ms']:.2f} / {row['p99_ms']:.2f} | {added} |"
