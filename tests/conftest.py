@@ -130,6 +130,8 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     # Projects' routing is cached by id, and the world's ids repeat from test to test.
     if routing := getattr(application.state, "routing_cache", None):
         routing._entries.clear()
+    # Rows were deleted behind the ORM's back, so no change was announced.
+    application.state.principal_cache.clear()
     counter = MemoryWindowCounter()
     application.state.window_counter = counter
     application.state.login_throttle.counter = counter

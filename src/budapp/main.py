@@ -35,6 +35,7 @@ from budapp.api_keys.router import router as api_keys_router
 from budapp.api_keys.service import active_keys_of_project
 from budapp.audit.router import router as audit_router
 from budapp.auth.bearer import BearerAuthenticator
+from budapp.auth.principals import PrincipalCache
 from budapp.auth.providers import IdentityProviders
 from budapp.auth.router import router as auth_router
 from budapp.auth.service import TokenAuthenticator
@@ -357,8 +358,11 @@ async def _start_endpoint_targets(state: Any) -> None:
 
 def _authenticator(state: Any, settings: Settings) -> BearerAuthenticator:
     """Bearer tokens: budapp's own, and those of the configured identity providers."""
+    state.principal_cache = PrincipalCache(
+        state.event_bus, ttl_seconds=settings.principal_cache_ttl_seconds
+    )
     return BearerAuthenticator(
-        TokenAuthenticator(state.token_issuer),
+        TokenAuthenticator(state.token_issuer, state.principal_cache),
         state.identity_providers,
         own_issuer=settings.jwt_issuer,
         counter=state.window_counter,
@@ -477,8 +481,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state.vault = CredentialVault(state.keyring)
     state.window_counter = create_window_counter(settings.redis_url)
     state.identity_providers = IdentityProviders.from_settings(settings)
-    state.authenticator = _authenticator(state, settings)
     await _start_events(state, settings)
+    state.authenticator = _authenticator(state, settings)
     state.api_key_resolver = ApiKeyResolver(
         state.session_factory,
         state.event_bus,

@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     jwt_private_key_file: Path | None = None
     access_token_ttl_seconds: int = Field(default=900, ge=30)
     refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    # How long a checked access token is trusted without the database (0: check every request).
+    # Logout, deactivation and role changes are also pushed to every replica at once (over Redis
+    # when configured); the TTL bounds what a lost message or another process's change can miss.
+    principal_cache_ttl_seconds: float = Field(default=10.0, ge=0)
     # argon2id cost parameters (RFC 9106 "second recommended option" by default).
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=64)

@@ -8,17 +8,15 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from redis.asyncio import Redis
-from sqlalchemy import event, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp.adapters.events import EventBus, Handler, MemoryEventBus
 from budapp.adapters.events.redis import RedisEventBus
@@ -35,6 +33,8 @@ from budapp.organizations.models import Organization
 from budapp.projects.models import Project
 from budapp.projects.service import ALL_PERMISSIONS, ProjectAccess
 from tests.factories import create_account, create_organization, create_project
+from tests.redis_buses import replica_bus_pair
+from tests.sql_trace import sql_statements
 
 REDIS_URL = os.environ.get("BUDAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TTL = 300.0  # far longer than any test: an entry that goes away was evicted, not expired
@@ -112,21 +112,6 @@ async def stored(app: FastAPI, key_id: uuid.UUID) -> ApiKey:
         key = await session.get(ApiKey, key_id)
         assert key is not None
         return key
-
-
-@contextmanager
-def sql_statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """Every statement sent to the database while the block runs."""
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(args[2])
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 def updates(statements: list[str]) -> list[str]:
@@ -375,19 +360,8 @@ async def test_the_background_task_flushes_periodically(app: FastAPI, owner: Own
 
 @pytest.fixture
 async def replica_buses() -> AsyncIterator[tuple[RedisEventBus, RedisEventBus]]:
-    probe = Redis.from_url(REDIS_URL)
-    try:
-        await probe.ping()
-    except Exception as exc:
-        if os.environ.get("BUDAPP_REQUIRE_REDIS") == "1":
-            raise
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    finally:
-        await probe.aclose()
-    one, two = RedisEventBus.from_url(REDIS_URL), RedisEventBus.from_url(REDIS_URL)
-    yield one, two
-    await one.close()
-    await two.close()
+    async with replica_bus_pair(REDIS_URL) as buses:
+        yield buses
 
 
 async def test_a_revocation_reaches_the_other_replica_before_the_ttl(

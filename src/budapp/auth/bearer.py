@@ -62,8 +62,11 @@ class BearerAuthenticator:
         self.references = references
 
     async def authenticate(self, token: str, session: AsyncSession) -> Principal:
+        # Without providers, or for a token already checked, there is nothing to route.
+        if not self.providers or self.local.knows(token):
+            return await self.local.authenticate(token, session)
         issuer = unverified_issuer(token)
-        if issuer == self.own_issuer or not self.providers:
+        if issuer == self.own_issuer:
             return await self.local.authenticate(token, session)
         provider = self.providers.by_issuer(issuer)
         if provider is None:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.audit.service import AuditEntry, record_event
 from budapp.auth.models import AuthSession, RefreshToken
+from budapp.auth.principals import PrincipalCache
 from budapp.auth.repository import AuthSessionRepository
 from budapp.auth.schemas import Introspection, LoginRequest, Me, OrganizationSummary, TokenPair
 from budapp.auth.throttle import LoginThrottle
@@ -258,12 +259,30 @@ class MeService:
 class TokenAuthenticator:
     """Resolves an access token to a Principal: a valid signature is not enough, the session
     must still be open and the user active (so logout, deactivation and deletion take effect
-    at once, not when the token expires)."""
+    at once, not when the token expires). With a cache, a token already checked is answered
+    from memory until a change to its user is announced or the cache's TTL passes."""
 
-    def __init__(self, issuer: TokenIssuer) -> None:
+    def __init__(self, issuer: TokenIssuer, cache: PrincipalCache | None = None) -> None:
         self.issuer = issuer
+        self.cache = cache if cache is not None and cache.enabled else None
 
     async def authenticate(self, token: str, session: AsyncSession) -> Principal:
+        cache = self.cache
+        if cache is None:
+            return (await self._check(token, session))[0]
+        key = cache.key(token)
+        principal = cache.get(key)
+        if principal is None:
+            mark = cache.mark()
+            principal, valid_until = await self._check(token, session)
+            cache.put(key, principal, valid_until, mark)
+        return principal
+
+    def knows(self, token: str) -> bool:
+        """Whether the token is one of budapp's, checked a moment ago (a cache hit)."""
+        return self.cache is not None and self.cache.get(self.cache.key(token)) is not None
+
+    async def _check(self, token: str, session: AsyncSession) -> tuple[Principal, float]:
         claims = self.issuer.decode(token)
         auth_session = await AuthSessionRepository(session).get(claims.session_id)
         now = utcnow()
@@ -277,13 +296,14 @@ class TokenAuthenticator:
         user = await UserService.lookup_active(session, claims.user_id)
         if user is None or _voided(auth_session, user):
             raise Unauthorized("The session has ended; log in again")
-        return Principal(
+        principal = Principal(
             user_id=user.id,
             organization_id=user.organization_id,
             role=user.role,
             email=user.email,
             session_id=auth_session.id,
         )
+        return principal, min(claims.expires_at, auth_session.expires_at.timestamp())
 
 
 def _voided(auth_session: AuthSession, user: User) -> bool:

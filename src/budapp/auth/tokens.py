@@ -24,6 +24,8 @@ class AccessClaims:
     user_id: uuid.UUID
     session_id: uuid.UUID
     organization_id: uuid.UUID
+    # `exp`, in seconds since the epoch.
+    expires_at: float
 
 
 class TokenIssuer:
@@ -80,6 +82,7 @@ class TokenIssuer:
                 user_id=uuid.UUID(claims["sub"]),
                 session_id=uuid.UUID(claims["sid"]),
                 organization_id=uuid.UUID(claims["org_id"]),
+                expires_at=float(claims["exp"]),
             )
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise Unauthorized("Invalid or expired access token") from exc

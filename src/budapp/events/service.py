@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from budapp.adapters.events import EventBus
 from budapp.core.db import after_commit, utcnow
@@ -74,9 +75,15 @@ def publish_org_event(
     return event
 
 
+def event_bus_of(session: AsyncSession | Session) -> EventBus | None:
+    """The bus bound to the session's factory; None for a session from an unbound one."""
+    bus: EventBus | None = session.info.get(_BUS_KEY)
+    return bus
+
+
 def publish_after_commit(session: AsyncSession, topic: str, payload: dict[str, Any]) -> None:
     """Publishes `payload` on the bus bound to the session's factory once the session commits."""
-    bus: EventBus | None = session.info.get(_BUS_KEY)
+    bus = event_bus_of(session)
     if bus is None:
         # A session from a factory that was not bound (a CLI command): nobody listens there.
         log.warning("event_without_bus", topic=topic)
