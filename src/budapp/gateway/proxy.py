@@ -5,7 +5,6 @@ with fallback, relay the answer (streams event by event) and meter the call (a l
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,7 +20,15 @@ from budapp.adapters.ratelimit.base import window_of
 from budapp.api_keys.resolver import ApiKeyIdentity, ApiKeyResolver
 from budapp.core.db import utcnow
 from budapp.core.errors import BudappError
-from budapp.gateway import metrics, tokens
+from budapp.gateway import metrics
+from budapp.gateway.admission import (
+    budgets_for,
+    rate_headers,
+    rate_limited,
+    read_payload,
+    reservation,
+)
+from budapp.gateway.answer_usage import answer_usage, content_chars, stream_usage, take_usage
 from budapp.gateway.balancer import candidates, cool_down
 from budapp.gateway.config import ProjectConfig, RouterConfig, RoutingCache, TargetState
 from budapp.gateway.errors import (
@@ -31,6 +38,13 @@ from budapp.gateway.errors import (
     unauthorized,
     unavailable,
     upstream_failed,
+)
+from budapp.gateway.failures import (
+    UpstreamFailure,
+    refusal,
+    timed_out,
+    unreachable,
+    upstream_refused,
 )
 from budapp.gateway.meter import Call, UsageMeter
 from budapp.gateway.providers import StreamTranslator
@@ -71,15 +85,6 @@ class _Upstream:
     body: bytes
     # The client did not ask for the usage chunk that the gateway asked for (to meter).
     strip_usage: bool
-
-
-class _Failure(Exception):
-    """One attempt at a target failed; `reason` is what `fallback_on` names."""
-
-    def __init__(self, reason: str, error: GatewayError) -> None:
-        super().__init__(error.message)
-        self.reason = reason
-        self.error = error
 
 
 class Gateway:
@@ -168,7 +173,7 @@ class Gateway:
             raise unavailable("The gateway's configuration is unavailable") from exc
 
     async def _admit(self, request: Request, call: _Call) -> None:
-        payload = await _payload(request, self.max_body_bytes)
+        payload = await read_payload(request, self.max_body_bytes)
         call.payload = payload
         model = payload.get("model")
         if not isinstance(model, str) or not model:
@@ -185,14 +190,14 @@ class Gateway:
         if router is None:
             raise model_not_found(model)
         call.router = router
-        budgets = _budgets(call.identity, config)
+        budgets = budgets_for(call.identity, config)
         if budgets:
             token_keys = [b.key for b in budgets if b.kind == "tokens"]
-            reserve = _reservation(payload, call.route) if token_keys else 0
+            reserve = reservation(payload, call.route) if token_keys else 0
             outcome = await self._acquire(budgets, reserve)
-            call.headers = _rate_headers(budgets, outcome)
+            call.headers = rate_headers(budgets, outcome)
             if not outcome.allowed:
-                raise _limited(budgets, outcome, call.headers)
+                raise rate_limited(budgets, outcome, call.headers)
             call.token_keys, call.reserved, call.window = token_keys, reserve, outcome.window
 
     async def _forward(self, call: _Call) -> Response | RelayResponse:
@@ -221,7 +226,7 @@ class Gateway:
             call.target = target
             try:
                 return await self._attempt(call, target, upstream)
-            except _Failure as failure:
+            except UpstreamFailure as failure:
                 self._release_target_tokens(call)
                 metrics.UPSTREAM_FAILURES.labels(router.name, failure.reason).inc()
                 if failure.reason != "client_error":
@@ -253,10 +258,10 @@ class Gateway:
         if target.tpm:
             budgets.append(Budget(token_key, target.tpm, "tokens"))
             if not call.token_keys:  # else reserved at admission already
-                call.reserved = _reservation(call.payload, call.route)
+                call.reserved = reservation(call.payload, call.route)
         outcome = await self._acquire(budgets, call.reserved if target.tpm else 0)
         if not outcome.allowed:
-            return _limited(budgets, outcome, {})
+            return rate_limited(budgets, outcome, {})
         if target.tpm:
             call.target_token_key, call.window = token_key, outcome.window
         return None
@@ -311,22 +316,24 @@ class Gateway:
             )
         except TimeoutError:
             target.in_flight -= 1
-            raise _Failure("timeout", _timeout(target)) from None
+            raise UpstreamFailure("timeout", timed_out(target)) from None
         except aiohttp.ClientError as exc:
             target.in_flight -= 1
-            raise _Failure("connect_error", _unreachable(exc)) from None
+            raise UpstreamFailure("connect_error", unreachable(exc)) from None
         try:
             if response.status != 200:
-                raise await _refused(response)
+                raise await refusal(response)
             if call.stream:
                 relay = await self._relay(call, target, response, sent, upstream.strip_usage)
                 relayed = True
                 return relay
             body = await response.read()
         except TimeoutError:
-            raise _Failure("timeout", _timeout(target)) from None
+            raise UpstreamFailure("timeout", timed_out(target)) from None
         except aiohttp.ClientError as exc:
-            raise _Failure("5xx", upstream_failed(f"The backend broke off: {exc!r}")) from None
+            raise UpstreamFailure(
+                "5xx", upstream_failed(f"The backend broke off: {exc!r}")
+            ) from None
         finally:
             # A relayed stream owns the response (and the in-flight count) until it ends.
             if not relayed:
@@ -343,11 +350,11 @@ class Gateway:
                 parsed = target.provider.answer(parsed)
                 body = orjson.dumps(parsed)
         except (orjson.JSONDecodeError, TypeError, ValueError):
-            raise _Failure(
+            raise UpstreamFailure(
                 "5xx", upstream_failed("The backend answered with something that is not JSON")
             ) from None
         target.observe(time.perf_counter() - sent)
-        prompt, completion, estimated = _usage(parsed.get("usage"), call.payload, parsed)
+        prompt, completion, estimated = answer_usage(parsed.get("usage"), call.payload, parsed)
         self._finish(call, 200, (prompt, completion, estimated), None)
         return Response(body, headers={**_JSON, **call.headers})
 
@@ -367,7 +374,7 @@ class Gateway:
             first = translator.feed(first) if first else translator.close()
             if translator.failed:
                 # Nothing has reached the client yet: this may still fall back.
-                raise _upstream_refused(*translator.failure)
+                raise upstream_refused(*translator.failure)
         headers = _SSE_HEADERS + [(k.encode(), v.encode()) for k, v in call.headers.items()]
         body = self._events(
             call,
@@ -405,9 +412,9 @@ class Gateway:
                 if end >= 0:
                     ready, pending = pending[: end + 2], pending[end + 2 :]
                     if b'"usage"' in ready:
-                        ready, found = _take_usage(ready, strip_usage)
+                        ready, found = take_usage(ready, strip_usage)
                         usage = found or usage
-                    completion_chars += _content_chars(ready)
+                    completion_chars += content_chars(ready)
                     if ready:
                         yield ready
                 chunk = await response.content.readany()
@@ -442,7 +449,7 @@ class Gateway:
                 response.close()
             if status == 200:
                 target.observe(time.perf_counter() - sent)
-            prompt, completion, estimated = _stream_usage(usage, call.payload, completion_chars)
+            prompt, completion, estimated = stream_usage(usage, call.payload, completion_chars)
             self._finish(call, status, (prompt, completion, estimated), first_at)
 
     # --- metering ----------------------------------------------------------------------------
@@ -520,184 +527,8 @@ class Gateway:
             await asyncio.gather(*self._background, return_exceptions=True)
 
 
-# --- helpers of the request path ---------------------------------------------------------------
-
-
-async def _payload(request: Request, limit: int) -> dict[str, Any]:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    received = bytearray()
-    async for chunk in request.stream():
-        received += chunk
-        if len(received) > limit:
-            raise _too_large(limit)
-    body = bytes(received)
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise bad_request("The request body is not valid JSON") from None
-    if not isinstance(payload, dict):
-        raise bad_request("The request body must be a JSON object")
-    return payload
-
-
-def _reservation(payload: dict[str, Any], route: str) -> int:
-    """What a call may spend, taken from the token budgets when it is admitted: its prompt
-    (estimated) and the completion it allows (`max_tokens` times `n`). Calls in flight so hold
-    their share, and a budget can be overshot only by the call admitted last (and by
-    completions of calls that set no `max_tokens`)."""
-    prompt = tokens.estimate(tokens.prompt_length(payload))
-    if route == "embeddings":
-        return prompt
-    ceiling = payload.get("max_completion_tokens") or payload.get("max_tokens")
-    choices = payload.get("n")
-    completion = ceiling if isinstance(ceiling, int) and ceiling > 0 else 0
-    return prompt + completion * (choices if isinstance(choices, int) and 0 < choices <= 128 else 1)
-
-
-def _too_large(limit: int) -> GatewayError:
-    return GatewayError(413, f"The request body is larger than {limit} bytes", code="too_large")
+# --- helpers ---------------------------------------------------------------------------------
 
 
 def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "budapp"}
-
-
-def _budgets(identity: ApiKeyIdentity, config: ProjectConfig) -> list[Budget]:
-    budgets = []
-    if config.key_rpm:
-        budgets.append(Budget(f"k:{identity.key_id}:r", config.key_rpm, "requests"))
-    if config.key_tpm:
-        budgets.append(Budget(f"k:{identity.key_id}:t", config.key_tpm, "tokens"))
-    if config.rpm:
-        budgets.append(Budget(f"p:{identity.project_id}:r", config.rpm, "requests"))
-    if config.tpm:
-        budgets.append(Budget(f"p:{identity.project_id}:t", config.tpm, "tokens"))
-    return budgets
-
-
-def _rate_headers(budgets: list[Budget], outcome: Outcome) -> dict[str, str]:
-    """OpenAI's `x-ratelimit-*` headers, for the tightest request and token budget."""
-    headers: dict[str, str] = {}
-    reset = f"{max(outcome.resets_in, 0.001):.3f}s"
-    for kind in ("requests", "tokens"):
-        left = [
-            (b.limit - count, b.limit)
-            for b, count in zip(budgets, outcome.counts, strict=True)
-            if b.kind == kind
-        ]
-        if left:
-            remaining, limit = min(left)
-            headers[f"x-ratelimit-limit-{kind}"] = str(limit)
-            headers[f"x-ratelimit-remaining-{kind}"] = str(max(remaining, 0))
-            headers[f"x-ratelimit-reset-{kind}"] = reset
-    return headers
-
-
-def _limited(budgets: list[Budget], outcome: Outcome, headers: dict[str, str]) -> GatewayError:
-    refused = budgets[outcome.refused or 0]
-    scope = {"k": "API key", "p": "project", "t": "router target"}[refused.key[0]]
-    unit = "requests" if refused.kind == "requests" else "tokens"
-    return GatewayError(
-        429,
-        f"Rate limit reached: the {scope}'s limit of {refused.limit} {unit} per minute; "
-        f"retry in {math.ceil(outcome.resets_in)} s",
-        type_="requests" if unit == "requests" else "tokens",
-        code="rate_limit_exceeded",
-        headers={**headers, "retry-after": str(max(1, math.ceil(outcome.resets_in)))},
-    )
-
-
-def _timeout(target: TargetState) -> GatewayError:
-    return GatewayError(
-        504,
-        f"The backend did not answer within {target.timeout:g} s",
-        type_="timeout",
-        code="upstream_timeout",
-    )
-
-
-def _unreachable(exc: aiohttp.ClientError) -> GatewayError:
-    return upstream_failed(f"The backend cannot be reached: {type(exc).__name__}")
-
-
-def _upstream_refused(reason: str, message: str, headers: dict[str, str] | None = None) -> _Failure:
-    """An upstream refusal that may fall back: `429` (rate limited) or `5xx`."""
-    if reason == "429":
-        return _Failure(
-            "429",
-            GatewayError(
-                429,
-                message,
-                type_="rate_limit_exceeded",
-                code="upstream_rate_limited",
-                headers=headers,
-            ),
-        )
-    return _Failure("5xx", upstream_failed(message, 502))
-
-
-async def _refused(response: aiohttp.ClientResponse) -> _Failure:
-    """A non-200 answer as an attempt's failure: 5xx and 429 may fall back; other 4xx are the
-    client's to fix and are passed on in OpenAI's shape."""
-    body = await response.read()
-    status = response.status
-    message = f"The backend answered {status}"
-    try:
-        parsed = orjson.loads(body)
-        error = parsed.get("error") if isinstance(parsed, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            message = error["message"]
-        elif isinstance(error, str):
-            message = error
-    except orjson.JSONDecodeError:
-        pass
-    if status == 429:
-        retry = response.headers.get("retry-after")
-        return _upstream_refused("429", message, {"retry-after": retry} if retry else None)
-    if status >= 500:
-        return _upstream_refused("5xx", message)
-    return _Failure("client_error", GatewayError(status, message, code="upstream_rejected"))
-
-
-def _usage(usage: Any, payload: dict[str, Any], body: dict[str, Any]) -> tuple[int, int, bool]:
-    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
-        completion = usage.get("completion_tokens")
-        return usage["prompt_tokens"], completion if isinstance(completion, int) else 0, False
-    prompt = tokens.estimate(tokens.prompt_length(payload))
-    return prompt, tokens.estimate(tokens.completion_length(body)), True
-
-
-def _stream_usage(
-    usage: dict[str, Any] | None, payload: dict[str, Any], completion_chars: int
-) -> tuple[int, int, bool]:
-    if usage is not None and isinstance(usage.get("prompt_tokens"), int):
-        completion = usage.get("completion_tokens")
-        return usage["prompt_tokens"], completion if isinstance(completion, int) else 0, False
-    return tokens.estimate(tokens.prompt_length(payload)), tokens.estimate(completion_chars), True
-
-
-def _take_usage(events: bytes, strip: bool) -> tuple[bytes, dict[str, Any] | None]:
-    """Finds the usage in a run of events; drops the usage-only chunk the client did not ask for."""
-    kept: list[bytes] = []
-    usage = None
-    for event in events.split(b"\n\n"):
-        if not event:
-            continue
-        if b'"usage"' in event and event.startswith(b"data: {"):
-            try:
-                chunk = orjson.loads(event[6:])
-            except orjson.JSONDecodeError:
-                chunk = None
-            if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
-                usage = chunk["usage"]
-                if strip and not chunk.get("choices"):
-                    continue
-        kept.append(event + b"\n\n")
-    return b"".join(kept), usage
-
-
-def _content_chars(events: bytes) -> int:
-    # Only for backends without usage: a rough count of the streamed text's characters.
-    return events.count(b'"content":"') * 4 + events.count(b'"text":"') * 4
