@@ -546,6 +546,7 @@ def test_every_management_route_is_in_the_matrix(app: FastAPI) -> None:
                 "/auth/oauth/login",
                 "/auth/oauth/callback",
                 "/auth/oauth/token",
+                "/auth/oauth/backchannel-logout",
                 "/internal",
                 # Runs need a workflow behind them: tests/workflows/test_engine.py.
                 "/workflows",

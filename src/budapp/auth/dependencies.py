@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from budapp.auth.backchannel import BackchannelLogout
 from budapp.auth.provisioning import Provisioner
 from budapp.auth.service import AuthService, ClientInfo, IntrospectionService, MeService
 from budapp.auth.sso import SsoConfig, SsoService
@@ -53,6 +54,11 @@ async def _sso_service(
     )
 
 
+async def _backchannel_logout(request: Request, session: SessionDep) -> BackchannelLogout:
+    state = request.app.state
+    return BackchannelLogout(session, state.identity_providers, state.window_counter)
+
+
 async def _me_service(
     users: UserServiceDep, organizations: OrganizationServiceDep, projects: ProjectServiceDep
 ) -> MeService:
@@ -74,4 +80,5 @@ async def _introspection_service(request: Request, session: SessionDep) -> Intro
 IntrospectionServiceDep = Annotated[IntrospectionService, Depends(_introspection_service)]
 SsoServiceDep = Annotated[SsoService, Depends(_sso_service)]
 MeServiceDep = Annotated[MeService, Depends(_me_service)]
+BackchannelLogoutDep = Annotated[BackchannelLogout, Depends(_backchannel_logout)]
 Client = Annotated[ClientInfo, Depends(_client)]

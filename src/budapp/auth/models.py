@@ -27,6 +27,8 @@ class AuthSession(RecordMixin, Base):
     user_agent: Mapped[str | None] = mapped_column(String(512), default=None)
     # The identity provider the login went through (None: password login).
     identity_provider: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The provider's own session id (the ID token's `sid`), which back-channel logout names.
+    provider_session_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
 
 
 class RefreshToken(RecordMixin, Base):

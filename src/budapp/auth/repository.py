@@ -43,14 +43,41 @@ class AuthSessionRepository:
     async def revoke_all_for_user(self, user_id: uuid.UUID, reason: str, now: datetime) -> None:
         await self._revoke_where(AuthSession.user_id == user_id, reason, now)
 
-    async def _revoke_where(self, condition: Any, reason: str, now: datetime) -> None:
+    async def revoke_provider_sessions(
+        self,
+        provider: str,
+        *,
+        user_id: uuid.UUID | None,
+        sid: str | None,
+        reason: str,
+        now: datetime,
+    ) -> int:
+        """Ends what an identity provider's logout names: the sessions with its session id
+        `sid`, or every session of `user_id` through it. With both, the user's sessions whose
+        sid was never recorded end too: they cannot be told apart, and a logout errs on the
+        side of ending them."""
+        condition = AuthSession.identity_provider == provider
+        if user_id is not None and sid is not None:
+            condition &= (AuthSession.user_id == user_id) & (
+                (AuthSession.provider_session_id == sid) | AuthSession.provider_session_id.is_(None)
+            )
+        elif user_id is not None:
+            condition &= AuthSession.user_id == user_id
+        elif sid is not None:
+            condition &= AuthSession.provider_session_id == sid
+        else:
+            return 0
+        return await self._revoke_where(condition, reason, now)
+
+    async def _revoke_where(self, condition: Any, reason: str, now: datetime) -> int:
         statement = (
             update(AuthSession)
             .where(condition, AuthSession.revoked_at.is_(None))
             .values(revoked_at=now, revoked_reason=reason, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        await self.session.execute(statement)
+        result = await self.session.execute(statement)
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def add(self, row: AuthSession | RefreshToken) -> None:
         self.session.add(row)

@@ -102,7 +102,13 @@ class AuthService:
         return await self.issue(user, auth_session, now)
 
     async def open_session(
-        self, user: User, client: ClientInfo, *, now: datetime, provider: str | None = None
+        self,
+        user: User,
+        client: ClientInfo,
+        *,
+        now: datetime,
+        provider: str | None = None,
+        provider_session_id: str | None = None,
     ) -> AuthSession:
         """Starts a login session (the family of refresh tokens) and audits the login."""
         auth_session = AuthSession(
@@ -111,6 +117,7 @@ class AuthService:
             client_address=client.address[:64],
             user_agent=(client.user_agent or "")[:512] or None,
             identity_provider=provider,
+            provider_session_id=provider_session_id,
             created_at=now,
         )
         self.repository.add(auth_session)

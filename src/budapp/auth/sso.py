@@ -166,7 +166,14 @@ class SsoService:
             await self.auth.audit_failure(provider.name, "refused", {"message": exc.message})
             exc.commit = True  # keep the audit record of the refusal
             raise
-        auth_session = await self.auth.open_session(user, client, now=now, provider=provider.name)
+        sid = claims.get("sid")
+        auth_session = await self.auth.open_session(
+            user,
+            client,
+            now=now,
+            provider=provider.name,
+            provider_session_id=sid[:255] if isinstance(sid, str) else None,
+        )
         if login.redirect_to is None:
             return CallbackResult(tokens=await self.auth.issue(user, auth_session, now))
         login_code = secrets.token_urlsafe(32)

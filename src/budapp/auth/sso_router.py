@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from budapp.auth.dependencies import Client, SsoServiceDep
+from budapp.auth.dependencies import BackchannelLogoutDep, Client, SsoServiceDep
 from budapp.auth.schemas import (
     IdentityProviderInfo,
     LoginCodeRequest,
@@ -19,7 +19,13 @@ from budapp.auth.schemas import (
 )
 from budapp.core.auth import CurrentPrincipal
 from budapp.core.envelope import Envelope
-from budapp.core.errors import InvalidInput, NotFound, ServiceUnavailable, Unauthorized
+from budapp.core.errors import (
+    BadRequest,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from budapp.core.http import errors
 
 router = APIRouter(prefix="/auth/oauth", tags=["auth"])
@@ -100,3 +106,25 @@ async def logout(
     end-session URL for the browser to visit."""
     url = await service.logout(principal, body.redirect_to if body else None)
     return Envelope(data=SsoLogout(end_session_url=url))
+
+
+@router.post(
+    "/backchannel-logout",
+    status_code=200,
+    response_class=Response,
+    responses={
+        200: {"description": "The sessions the token names have ended (or none were open)"},
+        **errors(BadRequest, ServiceUnavailable),
+    },
+)
+async def backchannel_logout(
+    service: BackchannelLogoutDep,
+    logout_token: Annotated[str | None, Form(max_length=16384)] = None,
+) -> Response:
+    """OpenID Connect Back-Channel Logout: the identity provider posts a signed
+    `logout_token` (form-encoded) when a user's session there ends; budapp ends the sessions
+    that came from it. Configure this URL as the client's back-channel logout URL."""
+    if not logout_token:
+        raise BadRequest("The form field logout_token is required")
+    await service.logout(logout_token)
+    return Response(status_code=200, headers={"Cache-Control": "no-store"})

@@ -31,6 +31,12 @@ class Conflict(BudappError):
     code = "CONFLICT"
 
 
+class BadRequest(BudappError):
+    """A request a protocol defines the 400 answer for (e.g. an invalid OpenID logout token)."""
+
+    code = "BAD_REQUEST"
+
+
 class InvalidInput(BudappError):
     """Input that passed schema validation but breaks a business rule."""
 

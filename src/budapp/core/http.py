@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from budapp.core.errors import (
+    BadRequest,
     BudappError,
     Conflict,
     Forbidden,
@@ -30,6 +31,7 @@ log = get_logger("budapp.errors")
 
 STATUS_BY_CODE: dict[str, int] = {
     NotFound.code: 404,
+    BadRequest.code: 400,
     InvalidInput.code: 422,
     Conflict.code: 409,
     Forbidden.code: 403,

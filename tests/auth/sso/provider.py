@@ -6,6 +6,8 @@ the tests need to control:
   issues and refuses a token request whose `code_verifier` does not match (RFC 7636, S256).
 - Outages: `down = True` answers every request with 503.
 - Counting: how many times the key set was fetched.
+- Provider sessions: with `session_id` set, the ID tokens it issues carry it as `sid` (the
+  mock issues none), as Keycloak's do.
 
 The tests also reach into the provider's storage for its signing key, to mint access tokens
 with Keycloak-shaped claims (the mock only issues opaque access tokens) and to rotate keys.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import threading
 import time
 import uuid
@@ -48,6 +51,7 @@ class TestProvider:
         self.jwks_fetches = 0
         self._challenges: dict[str, str] = {}
         self.issuer = ""
+        self.session_id: str | None = None
 
     # --- WSGI wrapper ----------------------------------------------------------------------
 
@@ -64,6 +68,8 @@ class TestProvider:
             refused = self._check_pkce(Request(dict(environ, **{"wsgi.input": io.BytesIO(body)})))
             if refused is not None:
                 return refused(environ, start_response)
+            if self.session_id is not None:
+                return self._with_sid(environ, start_response)
         if request.path == "/oauth2/authorize" and request.method == "POST":
             return self._authorize(request, environ, start_response)
         return self.flask_app(environ, start_response)
@@ -86,6 +92,31 @@ class TestProvider:
         if code is not None and challenge is not None:
             self._challenges[code] = challenge
         return body
+
+    def _with_sid(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """The token response, its ID token re-signed with `sid` added."""
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            captured["status"] = status
+            return lambda _: None
+
+        body = b"".join(self.flask_app(environ, capture))
+        if not captured["status"].startswith("200"):
+            return Response(body, status=captured["status"], content_type="application/json")(
+                environ, start_response
+            )
+        tokens = json.loads(body)
+        claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+        tokens["id_token"] = jwt.encode(
+            {**claims, "sid": self.session_id},
+            self.storage.jwk.get_private_key(),
+            algorithm="RS256",
+            headers={"kid": self.kid},
+        )
+        return Response(json.dumps(tokens), content_type="application/json")(
+            environ, start_response
+        )
 
     def _check_pkce(self, request: Request) -> Response | None:
         code = request.form.get("code", "")

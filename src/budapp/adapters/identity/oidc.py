@@ -203,9 +203,15 @@ class OidcClient:
     # --- validation ------------------------------------------------------------------------
 
     async def validate(
-        self, token: str, *, audience: str, nonce_hash: str | None = None
+        self,
+        token: str,
+        *,
+        audience: str,
+        nonce_hash: str | None = None,
+        required: tuple[str, ...] = ("exp", "iat", "iss", "sub", "aud"),
     ) -> dict[str, Any]:
-        """The claims of a JWT this issuer signed for `audience`, or TokenInvalid."""
+        """The claims of a JWT this issuer signed for `audience`, or TokenInvalid. `required`
+        names the claims that must be present (a logout token may carry `sid` and no `sub`)."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -227,7 +233,7 @@ class OidcClient:
                 audience=audience,
                 issuer=self.issuer,
                 leeway=self._leeway,
-                options={"require": ["exp", "iat", "iss", "sub", "aud"]},
+                options={"require": list(required)},
             )
         except jwt.ExpiredSignatureError:
             raise TokenInvalid("expired", "The token has expired") from None
