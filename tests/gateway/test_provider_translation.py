@@ -185,6 +185,8 @@ def test_tools_tool_calls_and_tool_results_are_translated() -> None:
         ),
         ({"tools": [{"type": "code_interpreter"}]}, "tools"),
         ({"tool_choice": "sometimes"}, "tool_choice"),
+        ({"temperature": 1.5}, "temperature"),
+        ({"top_p": -0.1}, "top_p"),
     ],
 )
 def test_what_anthropic_cannot_do_is_a_400_naming_the_field(

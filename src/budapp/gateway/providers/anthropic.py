@@ -124,6 +124,10 @@ def _sampling(given: dict[str, Any], body: dict[str, Any]) -> None:
         if name in given:
             if isinstance(given[name], bool) or not isinstance(given[name], int | float):
                 raise unsupported(f"`{name}` must be a number", name)
+            # OpenAI's temperature goes up to 2, Anthropic's to 1: refused rather than
+            # silently changed, so that a router can try a target that accepts it.
+            if not 0 <= given[name] <= 1:
+                raise unsupported(f"Anthropic targets take a `{name}` from 0 to 1", name)
             body[name] = given[name]
     if "top_k" in given:
         body["top_k"] = _integer(given, "top_k")
