@@ -8,6 +8,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from budapp.core.db import session_scope, utcnow
@@ -47,6 +48,10 @@ async def _metered(app: FastAPI, world: World, ages: list[timedelta], now: datet
     await app.state.usage_meter.flush()
 
 
+def _deleted_on_metrics() -> float:
+    return REGISTRY.get_sample_value("budapp_usage_records_deleted_total") or 0.0
+
+
 async def _state(app: FastAPI) -> tuple[list[datetime], int, int]:
     async with session_scope(app.state.session_factory) as session:
         kept = sorted(await session.scalars(select(UsageRecord.at)))
@@ -66,7 +71,9 @@ async def test_a_sweep_deletes_only_calls_older_than_the_retention_period(
     async with session_scope(app.state.session_factory) as session:
         assert await UsageRepository(session).delete_records_before(now - ages[2], 1) == 1
     retention = UsageRetention(app.state.session_factory, days=90, batch_size=1)
+    counted = _deleted_on_metrics()
     assert await retention.sweep(now) == 2
+    assert _deleted_on_metrics() - counted == 2
     kept, hourly, daily = await _state(app)
     assert kept == sorted(now - age for age in ages[3:])
     # The sums stay whole: GET /usage still counts every call.

@@ -34,6 +34,11 @@ METER_DROPPED = Counter(
     "budapp_gateway_usage_dropped_total", "Usage records dropped: the database was unreachable"
 )
 
+USAGE_ROWS_DELETED = Counter(
+    "budapp_usage_records_deleted_total",
+    "Per-call usage rows deleted by the retention sweep (the hourly and daily sums stay)",
+)
+
 
 async def metrics_endpoint(request: Request) -> Response:
     del request

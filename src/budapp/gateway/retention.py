@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp.core.db import utcnow
 from budapp.core.logging import get_logger
+from budapp.gateway import metrics
 from budapp.gateway.repository import UsageRepository
 
 log = get_logger("budapp.gateway")
@@ -54,6 +55,7 @@ class UsageRetention:
                 batch = await UsageRepository(session).delete_records_before(cutoff, self._batch)
                 await session.commit()
             deleted += batch
+            metrics.USAGE_ROWS_DELETED.inc(batch)
             if batch < self._batch:
                 return deleted
             # One batch per transaction, letting requests run in between.
