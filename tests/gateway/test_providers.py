@@ -5,6 +5,7 @@ cloud models as router targets."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -154,6 +155,67 @@ async def test_an_anthropic_stream_arrives_as_openai_chunks_and_is_metered(
     assert (record.prompt_tokens, record.completion_tokens, record.estimated) == (7, 10, False)
     assert record.status == 200
     assert record.ttft_ms is not None
+
+
+WEATHER_TOOL: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_forced_tool_call_comes_back_as_openai_tool_calls(
+    client: httpx.AsyncClient,
+    world: World,
+    gateway_url: str,
+    start_sim: SimFactory,
+    stream: bool,
+) -> None:
+    sim = start_sim(record_requests=1)
+    router = await anthropic_router(client, world, sim.base_url)
+    key = await new_key(client, world)
+    choice: Any = {"type": "function", "function": {"name": "get_weather"}}
+    async with openai_client(gateway_url, key["key"]) as ai:
+        if stream:
+            chunks = [
+                chunk
+                async for chunk in await ai.chat.completions.create(
+                    model=router["name"],
+                    messages=MESSAGES,
+                    tools=[WEATHER_TOOL],
+                    tool_choice=choice,
+                    stream=True,
+                )
+            ]
+            calls = [call for chunk in chunks for call in (chunk.choices[0].delta.tool_calls or [])]
+            name = calls[0].function.name if calls[0].function else None
+            arguments = "".join(c.function.arguments or "" for c in calls if c.function)
+            call_id, finish = calls[0].id, chunks[-1].choices[0].finish_reason
+        else:
+            answer = await ai.chat.completions.create(
+                model=router["name"], messages=MESSAGES, tools=[WEATHER_TOOL], tool_choice=choice
+            )
+            [call] = answer.choices[0].message.tool_calls or []
+            assert call.type == "function"
+            name, arguments = call.function.name, call.function.arguments
+            call_id, finish = call.id, answer.choices[0].finish_reason
+    sent = sim.app.received[0].body
+    assert sent["tools"][0]["name"] == "get_weather"
+    assert sent["tools"][0]["input_schema"] == WEATHER_TOOL["function"]["parameters"]
+    assert sent["tool_choice"] == {"type": "tool", "name": "get_weather"}
+    assert name == "get_weather"
+    assert json.loads(arguments) == {"city": "sim"}
+    assert call_id is not None
+    assert call_id.startswith("toolu_")
+    assert finish == "tool_calls"
 
 
 async def test_an_azure_target_calls_the_deployment_streaming_and_not(

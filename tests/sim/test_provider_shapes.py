@@ -90,6 +90,51 @@ def test_a_stream_has_anthropics_events(sim: RunningSim) -> None:
     assert delta["usage"] == {"output_tokens": 16}
 
 
+WEATHER = {
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+        "required": ["city", "days"],
+    },
+}
+TOOLS: dict[str, Any] = {"tools": [{"name": "noop"}, WEATHER]}
+
+
+def test_a_forced_tool_choice_answers_with_a_tool_use_block(sim: RunningSim) -> None:
+    forced = {**BODY, **TOOLS, "tool_choice": {"type": "tool", "name": "get_weather"}}
+    with sim.http() as http:
+        named = http.post("/v1/messages", json=forced, headers=ANTHROPIC).json()
+        first = http.post(
+            "/v1/messages", json={**forced, "tool_choice": {"type": "any"}}, headers=ANTHROPIC
+        ).json()
+        auto = http.post(
+            "/v1/messages", json={**forced, "tool_choice": {"type": "auto"}}, headers=ANTHROPIC
+        ).json()
+    [block] = named["content"]
+    assert block["type"] == "tool_use"
+    assert block["id"].startswith("toolu_")
+    assert (block["name"], block["input"]) == ("get_weather", {"city": "sim", "days": 1})
+    assert named["stop_reason"] == "tool_use"
+    assert (first["content"][0]["name"], first["content"][0]["input"]) == ("noop", {})
+    assert auto["content"][0]["type"] == "text"
+
+
+def test_a_streamed_tool_call_sends_its_input_as_json_deltas(sim: RunningSim) -> None:
+    forced = {**BODY, **TOOLS, "tool_choice": {"type": "tool", "name": "get_weather"}}
+    with sim.http() as http:
+        response = http.post("/v1/messages", json={**forced, "stream": True}, headers=ANTHROPIC)
+    stream = events(response.text)
+    start = stream[1][1]["content_block"]
+    assert (start["type"], start["name"], start["input"]) == ("tool_use", "get_weather", {})
+    deltas = [data["delta"] for name, data in stream if name == "content_block_delta"]
+    assert len(deltas) > 1
+    assert {delta["type"] for delta in deltas} == {"input_json_delta"}
+    assert orjson.loads("".join(d["partial_json"] for d in deltas)) == {"city": "sim", "days": 1}
+    assert stream[-2][1]["delta"]["stop_reason"] == "tool_use"
+
+
 def test_errors_have_anthropics_shape(start_sim: SimFactory) -> None:
     sim = start_sim(api_key="sk-ant-sim", failure_rate=1.0, failure_status=529)
     with sim.http() as http:
@@ -115,6 +160,10 @@ def test_errors_have_anthropics_shape(start_sim: SimFactory) -> None:
         {"messages": [{"role": "user", "content": [{"type": "video"}]}]},
         {"stop_sequences": "x"},
         {"model": ""},
+        {"tools": [{"description": "no name"}], "tool_choice": {"type": "any"}},
+        {"tools": [], "tool_choice": {"type": "any"}},
+        {"tools": [{"name": "a"}], "tool_choice": {"type": "tool", "name": "b"}},
+        {"tools": [{"name": "a"}], "tool_choice": {"type": "sometimes"}},
     ],
 )
 def test_malformed_messages_are_400(sim: RunningSim, change: dict[str, Any]) -> None:

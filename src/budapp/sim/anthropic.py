@@ -25,6 +25,18 @@ ERROR_TYPES = {
     529: "overloaded_error",
 }
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
+TOOL_USE = "tool_use"
+# A tool call's input is streamed in pieces of this many characters, as input_json_delta.
+_JSON_PIECE = 8
+# What a forced tool call fills each required property of the tool's input schema with.
+_SAMPLE_VALUES: dict[str, Any] = {
+    "string": "sim",
+    "integer": 1,
+    "number": 1,
+    "boolean": True,
+    "array": [],
+    "object": {},
+}
 
 
 def error_body(error: ApiError) -> bytes:
@@ -33,9 +45,61 @@ def error_body(error: ApiError) -> bytes:
 
 
 @dataclass(slots=True)
+class ToolCall:
+    """The tool the request forces (`tool_choice` any or tool) and the input the simulator
+    calls it with: each required property of its schema, filled with a sample value."""
+
+    id: str
+    name: str
+    input: dict[str, Any]
+
+    def pieces(self) -> list[str]:
+        text = orjson.dumps(self.input).decode()
+        return [text[i : i + _JSON_PIECE] for i in range(0, len(text), _JSON_PIECE)] or ["{}"]
+
+
+@dataclass(slots=True)
 class MessagesRequest:
     generation: GenerationRequest
     stop_sequences: list[str]
+    tool: ToolCall | None = None
+
+
+def _forced_tool(body: dict[str, Any]) -> ToolCall | None:
+    """Anthropic's `tools` and `tool_choice`: a call is made only when the choice forces one
+    (`any`: the first tool, `tool`: the named one); `auto` and `none` answer with text."""
+    tools = body.get("tools")
+    choice = body.get("tool_choice")
+    if tools is None and choice is None:
+        return None
+    if not isinstance(tools, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("name"), str) for t in tools
+    ):
+        raise bad_request("tools: must be a list of tools with a name")
+    if choice is None:
+        return None
+    if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
+        raise bad_request("tool_choice: type must be auto, any, tool or none")
+    if choice["type"] in ("auto", "none"):
+        return None
+    if not tools:
+        raise bad_request("tool_choice: there are no tools to choose from")
+    if choice["type"] == "any":
+        tool = tools[0]
+    else:
+        named = [t for t in tools if t["name"] == choice.get("name")]
+        if not named:
+            raise bad_request(f"tool_choice: no tool named {choice.get('name')!r}")
+        tool = named[0]
+    schema = tool.get("input_schema")
+    properties = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    required = schema.get("required", []) if isinstance(schema, dict) else []
+    arguments = {
+        name: _SAMPLE_VALUES.get(str((properties.get(name) or {}).get("type")), "sim")
+        for name in required
+        if isinstance(name, str)
+    }
+    return ToolCall(new_id("toolu_"), tool["name"], arguments)
 
 
 def _text_of(content: object, where: str) -> str:
@@ -103,7 +167,13 @@ def parse_messages(body: dict[str, Any]) -> MessagesRequest:
         include_usage=False,
         seed=None,
     )
-    return MessagesRequest(generation, stops)
+    return MessagesRequest(generation, stops, _forced_tool(body))
+
+
+def call_tool(choice: Choice, tool: ToolCall) -> None:
+    """Makes the planned choice a call of `tool`: its pieces are the input's JSON."""
+    choice.pieces = tool.pieces()
+    choice.finish_reason = TOOL_USE
 
 
 def apply_stop(choice: Choice, stops: list[str]) -> str | None:
@@ -129,14 +199,21 @@ def apply_stop(choice: Choice, stops: list[str]) -> str | None:
 
 
 def message(
-    model: str, choice: Choice, prompt_tokens: int, stop_sequence: str | None
+    model: str,
+    choice: Choice,
+    prompt_tokens: int,
+    stop_sequence: str | None,
+    tool: ToolCall | None = None,
 ) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "text", "text": "".join(choice.pieces)}
+    if tool is not None:
+        block = {"type": TOOL_USE, "id": tool.id, "name": tool.name, "input": tool.input}
     return {
         "id": new_id("msg_"),
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": "".join(choice.pieces)}],
+        "content": [block],
         "stop_reason": STOP_REASONS.get(choice.finish_reason, choice.finish_reason),
         "stop_sequence": stop_sequence,
         "usage": {"input_tokens": prompt_tokens, "output_tokens": len(choice.pieces)},
@@ -153,10 +230,17 @@ class MessagesEncoder:
 
     chat = True
 
-    def __init__(self, model: str, prompt_tokens: int, stop_sequence: str | None) -> None:
+    def __init__(
+        self,
+        model: str,
+        prompt_tokens: int,
+        stop_sequence: str | None,
+        tool: ToolCall | None = None,
+    ) -> None:
         self._model = model
         self._prompt_tokens = prompt_tokens
         self._stop_sequence = stop_sequence
+        self._tool = tool
         self._produced = 0
         self.done = _event("message_stop", {"type": "message_stop"})
 
@@ -172,22 +256,25 @@ class MessagesEncoder:
             "stop_sequence": None,
             "usage": {"input_tokens": self._prompt_tokens, "output_tokens": 1},
         }
+        block: dict[str, Any] = {"type": "text", "text": ""}
+        if self._tool is not None:
+            block = {"type": TOOL_USE, "id": self._tool.id, "name": self._tool.name, "input": {}}
         return (
             _event("message_start", {"type": "message_start", "message": start})
             + _event(
                 "content_block_start",
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                },
+                {"type": "content_block_start", "index": 0, "content_block": block},
             )
             + _event("ping", {"type": "ping"})
         )
 
     def piece(self, index: int, piece: str) -> bytes:
         self._produced += 1
-        delta = {"type": "text_delta", "text": piece}
+        delta = (
+            {"type": "input_json_delta", "partial_json": piece}
+            if self._tool is not None
+            else {"type": "text_delta", "text": piece}
+        )
         return _event(
             "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
         )

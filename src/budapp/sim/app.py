@@ -208,7 +208,12 @@ class SimApp:
     async def _messages(self, body: dict[str, Any], receive: Receive, send: Send) -> int:
         parsed = anthropic.parse_messages(body)
         return await self._generate(
-            parsed.generation, MESSAGES, receive, send, parsed.stop_sequences
+            parsed.generation,
+            MESSAGES,
+            receive,
+            send,
+            stops=parsed.stop_sequences,
+            tool=parsed.tool,
         )
 
     async def _embeddings(self, body: dict[str, Any], _receive: Receive, send: Send) -> int:
@@ -227,15 +232,21 @@ class SimApp:
         route: str,
         receive: Receive,
         send: Send,
+        *,
         stops: list[str] | None = None,
+        tool: anthropic.ToolCall | None = None,
     ) -> int:
         self._check_model(request.model)
         abort = self._maybe_fail(stream=request.stream)
         choices = self._planner.choices(request)
-        stop = anthropic.apply_stop(choices[0], stops) if stops else None
+        stop = None
+        if tool is not None:
+            anthropic.call_tool(choices[0], tool)
+        elif stops:
+            stop = anthropic.apply_stop(choices[0], stops)
         self.metrics.prompt_tokens.inc(request.prompt_tokens)
         if not self._paced:
-            return await self._answer(request, route, choices, send, abort, stop=stop)
+            return await self._answer(request, route, choices, send, abort, stop=stop, tool=tool)
         # A client that goes away stops the generation: the watcher cancels this task.
         disconnect = Disconnect()
         current = asyncio.current_task()
@@ -244,7 +255,7 @@ class SimApp:
             watch_disconnect(receive, current, disconnect)
         )
         try:
-            return await self._answer(request, route, choices, send, abort, stop=stop)
+            return await self._answer(request, route, choices, send, abort, stop=stop, tool=tool)
         except asyncio.CancelledError:
             if not disconnect.seen:
                 raise
@@ -263,17 +274,20 @@ class SimApp:
         abort: bool,
         *,
         stop: str | None,
+        tool: anthropic.ToolCall | None = None,
     ) -> int:
         if request.stream:
             encoder: Encoder
             if route == MESSAGES:
-                encoder = anthropic.MessagesEncoder(request.model, request.prompt_tokens, stop)
+                encoder = anthropic.MessagesEncoder(
+                    request.model, request.prompt_tokens, stop, tool
+                )
             else:
                 created = int(time.time())
                 encoder = ChunkEncoder(route == CHAT, request.model, created, request.include_usage)
             await self._stream(request, encoder, choices, send, abort)
         else:
-            await self._complete(request, route, choices, send, stop)
+            await self._complete(request, route, choices, send, stop=stop, tool=tool)
         return 200
 
     async def _complete(
@@ -282,14 +296,18 @@ class SimApp:
         route: str,
         choices: list[Choice],
         send: Send,
+        *,
         stop: str | None,
+        tool: anthropic.ToolCall | None = None,
     ) -> None:
         if self._paced:
             steps = max(len(choice.pieces) for choice in choices)
             delay = self._planner.ttft() + sum(self._planner.itl() for _ in range(steps - 1))
             await asyncio.sleep(delay)
         if route == MESSAGES:
-            payload = anthropic.message(request.model, choices[0], request.prompt_tokens, stop)
+            payload = anthropic.message(
+                request.model, choices[0], request.prompt_tokens, stop, tool
+            )
             self.metrics.completion_tokens.inc(payload["usage"]["output_tokens"])
         else:
             build = responses.chat_completion if route == CHAT else responses.text_completion
