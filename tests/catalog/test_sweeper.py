@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import structlog
 from fastapi import FastAPI
@@ -27,8 +28,10 @@ from budapp.catalog.sweeper import StorageSweeper
 from budapp.core.db import session_scope, utcnow
 from budapp.datasets.models import Dataset, DatasetFormat, DatasetVersion
 from budapp.datasets.objects import DatasetObjects
-from tests.factories import create_organization
+from tests.catalog.helpers import stored_objects, upload_model
+from tests.factories import World, create_organization
 from tests.s3server import ACCESS_KEY, SECRET_KEY, s3_storage
+from tests.sql_trace import sql_statements
 
 GRACE = timedelta(hours=24)
 RETENTION = timedelta(days=30)
@@ -193,6 +196,43 @@ async def test_unreferenced_objects_younger_than_the_grace_period_are_kept(
 
     assert await exists(storage, in_flight)
     assert (report.seen, report.deleted) == (1, 0)
+
+
+async def test_references_are_looked_up_once_per_page_of_listed_objects(
+    app: FastAPI, storage: ObjectStorage, organization: uuid.UUID
+) -> None:
+    for _ in range(5):  # three pages of two
+        await store(storage, f"models/{organization}/{uuid.uuid4()}/{uuid.uuid4()}")
+
+    with sql_statements(app.state.engine) as statements:
+        report = await sweeper_for(app, storage).sweep(now=utcnow() + timedelta(days=2))
+
+    lookups = [s for s in statements if s.startswith("SELECT model_files.object_key")]
+    assert (report.orphans, len(lookups)) == (5, 3)
+
+
+async def test_objects_of_real_uploads_count_as_referenced(
+    app: FastAPI, client: httpx.AsyncClient, world: World, backend: str
+) -> None:
+    # The lookup goes by the id at the end of each key: the upload paths must keep building
+    # keys that end with their row's id, or the sweeper would take live files for orphans.
+    headers = world["user"].headers
+    uploaded = await upload_model(client, headers, {"model.safetensors": b"w" * 64})
+    assert uploaded.status_code == 201, uploaded.text
+    data = await client.post(
+        "/datasets",
+        data={"name": "sweep-data"},
+        files={"file": ("d.jsonl", b'{"a": 1}\n')},
+        headers=headers,
+    )
+    assert data.status_code == 201, data.text
+    storage = app.state.storage
+    live = {key for key in stored_objects(app) if str(world["user"].organization_id) in key}
+    assert len(live) == 2, live
+
+    await sweeper_for(app, storage).sweep(now=utcnow() + timedelta(days=2))
+
+    assert all([await exists(storage, key) for key in live])
 
 
 async def test_local_object_ages_come_from_their_mtimes(app: FastAPI, tmp_path: Path) -> None:

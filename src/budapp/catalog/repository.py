@@ -144,6 +144,8 @@ class ModelRepository:
         if after is not None:
             statement = statement.where(Model.id > after)
         model_ids = list(await self.session.scalars(statement.order_by(Model.id).limit(limit)))
+        if not model_ids:
+            return []
         keys: dict[uuid.UUID, list[str]] = {model_id: [] for model_id in model_ids}
         files = select(ModelFile.model_id, ModelFile.object_key).where(
             ModelFile.model_id.in_(model_ids)

@@ -95,6 +95,8 @@ class DatasetRepository:
         if after is not None:
             statement = statement.where(Dataset.id > after)
         dataset_ids = list(await self.session.scalars(statement.order_by(Dataset.id).limit(limit)))
+        if not dataset_ids:
+            return []
         keys: dict[uuid.UUID, list[str]] = {dataset_id: [] for dataset_id in dataset_ids}
         versions = select(DatasetVersion.dataset_id, DatasetVersion.object_key).where(
             DatasetVersion.dataset_id.in_(dataset_ids)
