@@ -217,6 +217,7 @@ async def test_objects_of_real_uploads_count_as_referenced(
     # The lookup goes by the id at the end of each key: the upload paths must keep building
     # keys that end with their row's id, or the sweeper would take live files for orphans.
     headers = world["user"].headers
+    before = stored_objects(app)  # the app's storage holds other tests' objects too
     uploaded = await upload_model(client, headers, {"model.safetensors": b"w" * 64})
     assert uploaded.status_code == 201, uploaded.text
     data = await client.post(
@@ -227,7 +228,7 @@ async def test_objects_of_real_uploads_count_as_referenced(
     )
     assert data.status_code == 201, data.text
     storage = app.state.storage
-    live = {key for key in stored_objects(app) if str(world["user"].organization_id) in key}
+    live = stored_objects(app) - before
     assert len(live) == 2, live
 
     await sweeper_for(app, storage).sweep(now=utcnow() + timedelta(days=2))
