@@ -94,6 +94,8 @@ def make_settings(data_dir: Path, db_url: str, **overrides: object) -> Settings:
         "admin_password": "bootstrap-password",
         # Webhook tests run workers of their own, with settings made for them.
         "webhook_worker_enabled": False,
+        # The storage sweeper's tests run sweeps of their own, at the times they choose.
+        "storage_sweep_interval_seconds": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,24 @@ def test_admin_create_org(cli_env: Path) -> None:
     assert result.exit_code == 0, result.output
     again = CliRunner().invoke(app, ["admin", "create-org", "Research"])
     assert again.exit_code == 1
+
+
+def test_storage_sweep_dry_run_then_for_real(cli_env: Path) -> None:
+    models = cli_env / "objects" / "models" / "org" / "model"
+    models.mkdir(parents=True)
+    orphan, in_flight = models / str(uuid.uuid4()), models / str(uuid.uuid4())
+    orphan.write_bytes(b"left by a failed upload")
+    in_flight.write_bytes(b"being uploaded")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(orphan, (two_days_ago, two_days_ago))
+
+    dry = CliRunner().invoke(app, ["storage", "sweep", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "2 objects seen; would delete 1 (1 unreferenced" in dry.output
+    assert orphan.exists()
+
+    swept = CliRunner().invoke(app, ["storage", "sweep"])
+    assert swept.exit_code == 0, swept.output
+    assert "deleted 1 (1 unreferenced" in swept.output
+    assert not orphan.exists()
+    assert in_flight.exists()

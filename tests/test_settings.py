@@ -65,3 +65,22 @@ def test_usage_retention_is_90_days_and_0_keeps_forever(monkeypatch: pytest.Monk
     assert Settings(_env_file=None).usage_retention_days == 0  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         Settings(usage_retention_days=-1)
+
+
+def test_storage_sweeper_defaults_and_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ORPHAN_GRACE_HOURS", "DELETED_RETENTION_DAYS", "SWEEP_INTERVAL_SECONDS"):
+        monkeypatch.delenv(f"BUDAPP_STORAGE_{name}", raising=False)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.storage_orphan_grace_hours == 24
+    assert settings.storage_deleted_retention_days == 30
+    assert settings.storage_sweep_interval_seconds == 6 * 3600
+    monkeypatch.setenv("BUDAPP_STORAGE_SWEEP_INTERVAL_SECONDS", "0")
+    monkeypatch.setenv("BUDAPP_STORAGE_DELETED_RETENTION_DAYS", "0")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.storage_sweep_interval_seconds, settings.storage_deleted_retention_days) == (
+        0,
+        0,
+    )
+    # No grace at all would sweep away uploads still in flight.
+    with pytest.raises(ValidationError):
+        Settings(storage_orphan_grace_hours=0)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.audit.schemas import VerifyRequest, VerifyResult
 from budapp.audit.service import AuditService
+from budapp.catalog.sweeper import SweepReport
 from budapp.clusters.service import cluster_key_ids_in_use, reseal_cluster_tokens
 from budapp.core import migrate
 from budapp.core.auth import system_scope
@@ -217,4 +218,24 @@ async def watch_workflow(
                 return state
             await asyncio.sleep(interval)
     finally:
+        await engine.dispose()
+
+
+async def sweep_storage(
+    settings: Settings, *, dry_run: bool, listed: Callable[[int], None] | None = None
+) -> SweepReport:
+    """One run of the storage sweeper, with the settings `budapp serve` would use."""
+    from budapp.main import object_storage, storage_sweeper  # noqa: PLC0415 - main is heavy
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.should_auto_migrate:
+        await asyncio.to_thread(migrate.upgrade, settings.resolved_database_url)
+    engine = create_engine(settings.resolved_database_url)
+    storage = object_storage(settings)
+    try:
+        await storage.start()
+        sweeper = storage_sweeper(settings, create_session_factory(engine), storage)
+        return await sweeper.sweep(dry_run=dry_run, listed=listed)
+    finally:
+        await storage.close()
         await engine.dispose()

@@ -11,7 +11,14 @@ from typing import Annotated
 import typer
 import uvicorn
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from budapp.core import migrate as migrations
 from budapp.core.errors import BudappError
@@ -27,6 +34,8 @@ keys = typer.Typer(help="Encryption keys of the credentials vault.")
 app.add_typer(keys, name="keys")
 workflows = typer.Typer(help="Durable workflows (deploy, undeploy, scale, delete).")
 app.add_typer(workflows, name="workflows")
+storage = typer.Typer(help="Object storage of model files and datasets.")
+app.add_typer(storage, name="storage")
 console = Console(stderr=True)
 
 
@@ -258,6 +267,46 @@ def workflows_watch(
         return
     console.print(f"[red]{final.status.lower()}: {final.error or ''}[/red]")
     raise typer.Exit(1)
+
+
+@storage.command("sweep")
+def storage_sweep(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+) -> None:
+    """Delete stored objects nothing needs any more: unreferenced ones older than
+    BUDAPP_STORAGE_ORPHAN_GRACE_HOURS, files of models and datasets deleted longer ago than
+    BUDAPP_STORAGE_DELETED_RETENTION_DAYS, and abandoned partial uploads. Exits 1 if any
+    object could not be deleted."""
+    from budapp.adapters.storage import StorageError  # noqa: PLC0415
+    from budapp.admin import sweep_storage  # noqa: PLC0415
+
+    with (
+        _reported_errors(),
+        Progress(
+            SpinnerColumn(), TextColumn("listing: {task.completed:.0f} objects"), console=console
+        ) as progress,
+    ):
+        task = progress.add_task("list", total=None)
+
+        def listed(count: int) -> None:
+            progress.update(task, completed=count)
+
+        try:
+            report = asyncio.run(sweep_storage(get_settings(), dry_run=dry_run, listed=listed))
+        except StorageError as exc:  # unreachable storage, a missing bucket, denied access
+            console.print(f"[red]object storage: {exc}[/red]")
+            raise typer.Exit(1) from exc
+    verb = "would delete" if report.dry_run else "deleted"
+    console.print(
+        f"[green]{report.seen} objects seen; {verb} {report.deleted} "
+        f"({report.orphans} unreferenced, {report.purged} of deleted models and datasets, "
+        f"{report.abandoned} abandoned uploads), {report.bytes_freed} bytes[/green]"
+    )
+    if report.errors:
+        console.print(f"[red]{report.errors} error(s); the first: {report.first_error}[/red]")
+        raise typer.Exit(1)
 
 
 @contextmanager

@@ -9,6 +9,7 @@ import re
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -43,9 +44,11 @@ from budapp.auth.sso_router import router as sso_router
 from budapp.auth.throttle import LoginThrottle
 from budapp.auth.tokens import TokenIssuer
 from budapp.bootstrap import ensure_initial_admin
+from budapp.catalog.objects import ModelObjects
 from budapp.catalog.router import router as catalog_router
 from budapp.catalog.scanning import ScanLimits, ScanWorker
 from budapp.catalog.service import models_using_credential
+from budapp.catalog.sweeper import StorageSweeper
 from budapp.clusters.router import router as clusters_router
 from budapp.clusters.service import clusters_of_organization, ensure_local_cluster
 from budapp.core import migrate
@@ -60,6 +63,7 @@ from budapp.core.references import ReferenceGuard
 from budapp.core.security import PasswordHasher, load_signing_key
 from budapp.credentials.router import router as credentials_router
 from budapp.credentials.service import CredentialVault, check_keyring, credentials_of_project
+from budapp.datasets.objects import DatasetObjects
 from budapp.datasets.router import router as datasets_router
 from budapp.endpoints.router import router as endpoints_router
 from budapp.endpoints.runtimes import RuntimeEvents, desired_local_runtimes
@@ -234,7 +238,7 @@ def _upload_limits(settings: Settings) -> list[tuple[re.Pattern[str], int | None
     ]
 
 
-def _object_storage(settings: Settings) -> ObjectStorage:
+def object_storage(settings: Settings) -> ObjectStorage:
     def secret(value: object) -> str | None:
         return value.get_secret_value() if hasattr(value, "get_secret_value") else None
 
@@ -250,6 +254,21 @@ def _object_storage(settings: Settings) -> ObjectStorage:
         max_attempts=settings.s3_max_attempts,
         create_bucket=settings.s3_create_bucket,
         concurrency=settings.s3_upload_concurrency,
+    )
+
+
+def storage_sweeper(
+    settings: Settings, factory: async_sessionmaker[AsyncSession], storage: ObjectStorage
+) -> StorageSweeper:
+    """The sweeper of `budapp serve` and of `budapp storage sweep`."""
+    days = settings.storage_deleted_retention_days
+    return StorageSweeper(
+        factory,
+        storage,
+        [ModelObjects(), DatasetObjects()],
+        grace=timedelta(hours=settings.storage_orphan_grace_hours),
+        retention=timedelta(days=days) if days else None,
+        every_seconds=settings.storage_sweep_interval_seconds,
     )
 
 
@@ -420,7 +439,7 @@ def _start_identity(state: Any, settings: Settings) -> None:
 
 async def _start_catalog(state: Any, settings: Settings) -> None:
     """Object storage and the safety-scan worker of uploaded model files."""
-    state.storage = _object_storage(settings)
+    state.storage = object_storage(settings)
     try:
         await state.storage.start()
     except StorageError as exc:
@@ -440,6 +459,8 @@ async def _start_catalog(state: Any, settings: Settings) -> None:
         ),
     )
     await state.scan_worker.start()
+    state.storage_sweeper = storage_sweeper(settings, state.session_factory, state.storage)
+    await state.storage_sweeper.start()
 
 
 async def _bootstrap(state: Any, settings: Settings) -> None:
@@ -516,6 +537,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.webhook_dispatcher.close()
         if state.runtime_supervisor is not None:
             await state.runtime_supervisor.close(stop_runtimes=settings.runtime_stop_on_shutdown)
+        await state.storage_sweeper.close()
         await state.scan_worker.close()
         await state.storage.close()
         await state.api_key_resolver.close()

@@ -264,6 +264,13 @@ class Settings(BaseSettings):
     s3_max_attempts: int = Field(default=5, ge=1)
     # Create the bucket on start when it is missing (MinIO and tests; off for AWS).
     s3_create_bucket: bool = False
+    # The storage sweeper (docs/deployment.md): objects no row points at are deleted once
+    # older than the grace period (an upload in flight is younger); the files of models and
+    # datasets soft-deleted longer ago than the retention are deleted (0 days: never).
+    # It runs in `budapp serve` this often (0: never; `budapp storage sweep` runs it by hand).
+    storage_orphan_grace_hours: int = Field(default=24, ge=1)
+    storage_deleted_retention_days: int = Field(default=30, ge=0)
+    storage_sweep_interval_seconds: float = Field(default=6 * 3600.0, ge=0)
 
     # --- uploads: models and datasets --------------------------------------------------------
     # Largest single model file, and largest whole upload request (all files of a model).

@@ -7,6 +7,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from budapp.adapters.storage import (
     put,
     read_verified,
 )
+from budapp.adapters.storage import local as local_module
+from budapp.adapters.storage import s3 as s3_module
 from budapp.adapters.storage.s3 import S3ObjectStorage
 from tests.s3server import s3_storage
 
@@ -125,4 +128,77 @@ async def test_s3_start_refuses_a_missing_bucket_unless_asked_to_create(s3_endpo
     storage.create_bucket = False
     with pytest.raises(StorageError, match="does not exist"):
         await storage.start()
+    await storage.close()
+
+
+# --- listing and abandoned uploads (what the storage sweeper reads) -----------------------
+
+
+async def test_list_streams_every_object_under_a_prefix_across_pages(
+    storage: ObjectStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two objects a page: the listing has to follow S3's continuation tokens (or, locally,
+    # come back for more entries) to find all five.
+    monkeypatch.setattr(s3_module, "LIST_PAGE_SIZE", 2)
+    monkeypatch.setattr(local_module, "LIST_PAGE_SIZE", 2)
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    keys = {f"models/org/m{i % 2}/{uuid.uuid4()}": b"x" * (i + 1) for i in range(5)}
+    for key, data in keys.items():
+        await put(storage, key, _chunks(data))
+    await put(storage, "datasets/org/d/v", _chunks(b"other prefix"))
+    await put(storage, "modelsx/org/m/f", _chunks(b"not under models/"))
+
+    listed = [item async for item in storage.list("models")]
+
+    assert {item.key: item.size for item in listed} == {k: len(v) for k, v in keys.items()}
+    assert all(before < item.modified <= datetime.now(UTC) for item in listed)
+    assert [item.key async for item in storage.list("models/org/m0")] != []
+    assert [item async for item in storage.list("nothing-here")] == []
+
+
+@pytest.mark.parametrize("prefix", ["", "models/", "../models", "models/../..", "/models"])
+async def test_list_refuses_unsafe_prefixes(storage: ObjectStorage, prefix: str) -> None:
+    with pytest.raises(InvalidKey):
+        [item async for item in storage.list(prefix)]
+
+
+def _start_abandoned_upload(storage: ObjectStorage, key: str) -> None:
+    """What a writer killed mid-upload leaves behind."""
+    if isinstance(storage, LocalObjectStorage):
+        (storage.root / ".incoming" / uuid.uuid4().hex).write_bytes(b"half an object")
+        return
+    assert isinstance(storage, S3ObjectStorage)
+    storage.client.create_multipart_upload(Bucket=storage.bucket, Key=key)
+
+
+async def test_abandoned_uploads_are_removed_only_once_old_enough(storage: ObjectStorage) -> None:
+    _start_abandoned_upload(storage, "models/org/m/f")
+    now = datetime.now(UTC)
+    prefixes = ["models", "datasets"]
+
+    # moto dates every multipart upload in 2010, so "younger" here is younger than 2000.
+    young = await storage.remove_abandoned_uploads(
+        datetime(2000, 1, 1, tzinfo=UTC), prefixes=prefixes
+    )
+    dry = await storage.remove_abandoned_uploads(
+        now + timedelta(hours=1), prefixes=prefixes, dry_run=True
+    )
+    assert (young.removed, dry.removed) == (0, 1)
+    assert _leftovers(storage) != []
+
+    old = await storage.remove_abandoned_uploads(now + timedelta(hours=1), prefixes=prefixes)
+    assert (old.removed, old.errors) == (1, 0)
+    assert _leftovers(storage) == []
+
+
+async def test_abandoned_uploads_outside_the_prefixes_are_left_on_s3(s3_endpoint: str) -> None:
+    # A bucket may be shared: another application's uploads are not ours to abort.
+    storage = s3_storage(s3_endpoint, f"b-{uuid.uuid4().hex[:12]}")
+    await storage.start()
+    _start_abandoned_upload(storage, "backups/nightly")
+    swept = await storage.remove_abandoned_uploads(
+        datetime.now(UTC) + timedelta(days=1), prefixes=["models", "datasets"]
+    )
+    assert swept.removed == 0
+    assert _leftovers(storage) == ["backups/nightly"]
     await storage.close()

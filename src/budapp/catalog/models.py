@@ -43,8 +43,9 @@ class JobStatus(StrEnum):
 class Model(RecordMixin, SoftDeleteMixin, Base):
     __tablename__ = "models"
     __audit_resource__ = "model"
-    # An override is recorded as `model.scan_override`, with its reason and its author.
-    __audit_verbs__ = {"scan_override_at": "scan_override"}
+    # An override is recorded as `model.scan_override`, with its reason and its author; the
+    # storage sweeper's removal of a deleted model's files as `model.files_purge`.
+    __audit_verbs__ = {"scan_override_at": "scan_override", "files_purged_at": "files_purge"}
     __table_args__ = (unique_live("ix_models_organization_id_name", "organization_id", "name"),)
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
@@ -78,6 +79,9 @@ class Model(RecordMixin, SoftDeleteMixin, Base):
     scan_override_by: Mapped[uuid.UUID | None] = mapped_column(default=None)
     scan_override_reason: Mapped[str | None] = mapped_column(String(2000), default=None)
     scan_override_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the storage sweeper deleted the stored files of this soft-deleted model (their
+    # rows are kept, as the record of what the model was).
+    files_purged_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ModelTag(Base):

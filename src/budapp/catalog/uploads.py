@@ -14,6 +14,7 @@ from budapp.adapters.storage import ChecksumMismatch, ObjectStorage, ObjectWrite
 from budapp.adapters.storage import TooLarge as ObjectTooLarge
 from budapp.catalog.inspection import ALLOWED_EXTENSIONS, extension
 from budapp.catalog.models import ModelFile, ModelSource, ScanJob, ScanStatus
+from budapp.catalog.objects import MODEL_OBJECT_PREFIX
 from budapp.catalog.schemas import SAFE_FILE_PATH, LocalModelForm, ModelRead
 from budapp.catalog.service import ModelService
 from budapp.core.auth import Principal
@@ -108,7 +109,7 @@ class ModelUploads:
             path = check_file_path(filename)
             if any(upload.path == path for upload in uploads):
                 raise InvalidInput(f"The file {path!r} was sent twice")
-            key = f"models/{by.organization_id}/{model_id}/{uuid.uuid4()}"
+            key = f"{MODEL_OBJECT_PREFIX}/{by.organization_id}/{model_id}/{uuid.uuid4()}"
             upload = StoredUpload(self.storage, key, path, self.file_max_bytes)
             uploads.append(upload)
             return upload

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -20,6 +21,7 @@ class DatasetFormat(StrEnum):
 class Dataset(RecordMixin, SoftDeleteMixin, Base):
     __tablename__ = "datasets"
     __audit_resource__ = "dataset"
+    __audit_verbs__ = {"files_purged_at": "files_purge"}
     __table_args__ = (unique_live("ix_datasets_organization_id_name", "organization_id", "name"),)
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
@@ -28,6 +30,9 @@ class Dataset(RecordMixin, SoftDeleteMixin, Base):
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str | None] = mapped_column(String(2000), default=None)
     latest_version: Mapped[int] = mapped_column(default=0)
+    # When the storage sweeper deleted the stored files of this soft-deleted dataset's
+    # versions (the version rows are kept, as the record of what it held).
+    files_purged_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class DatasetVersion(RecordMixin, Base):

@@ -26,6 +26,7 @@ from budapp.core.multipart import ReceivedForm, read_form_into
 from budapp.core.references import ReferenceGuard
 from budapp.core.roles import Permission
 from budapp.datasets.models import Dataset, DatasetVersion
+from budapp.datasets.objects import DATASET_OBJECT_PREFIX
 from budapp.datasets.repository import DatasetRepository
 from budapp.datasets.schemas import (
     DatasetFilter,
@@ -191,7 +192,7 @@ class DatasetService:
         self, dataset: Dataset, stream: AsyncIterator[bytes], content_type: str, *, new: bool
     ) -> DatasetVersion:
         version_id = uuid.uuid4()
-        key = f"datasets/{dataset.organization_id}/{dataset.id}/{version_id}"
+        key = f"{DATASET_OBJECT_PREFIX}/{dataset.organization_id}/{dataset.id}/{version_id}"
         uploads: list[_SpooledUpload] = []
 
         async def open_sink(field: str, filename: str) -> _SpooledUpload:

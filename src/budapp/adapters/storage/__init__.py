@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from budapp.adapters.storage.base import (
+    AbandonedUploads,
     ChecksumMismatch,
     Digest,
     InvalidKey,
+    ListedObject,
     ObjectMissing,
     ObjectStorage,
     ObjectWriter,
@@ -16,6 +18,7 @@ from budapp.adapters.storage.base import (
     StoredObject,
     TooLarge,
     check_key,
+    key_id,
     put,
     read_verified,
 )
@@ -56,9 +59,11 @@ def create_object_storage(
 
 
 __all__ = [
+    "AbandonedUploads",
     "ChecksumMismatch",
     "Digest",
     "InvalidKey",
+    "ListedObject",
     "LocalObjectStorage",
     "ObjectMissing",
     "ObjectStorage",
@@ -68,6 +73,7 @@ __all__ = [
     "TooLarge",
     "check_key",
     "create_object_storage",
+    "key_id",
     "put",
     "read_verified",
 ]

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import AsyncIterable, AsyncIterator
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 # Keys are built by budapp from ids (`models/<org>/<model>/<file>`); anything else is refused,
 # so a key can never climb out of the bucket or the storage directory.
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 CHUNK_SIZE = 1024 * 1024
+# Objects fetched per listing request (S3's own maximum), and per thread hop locally.
+LIST_PAGE_SIZE = 1000
 
 
 class StorageError(Exception):
@@ -50,11 +54,43 @@ def check_key(key: str) -> str:
     return key
 
 
+def check_prefix(prefix: str) -> str:
+    """A prefix is one or more whole key segments (`models`, `models/<org>`): listing never
+    matches part of a segment, and never climbs out like a key cannot."""
+    return check_key(prefix)
+
+
+def key_id(key: str) -> uuid.UUID | None:
+    """The id that ends a key budapp built (`models/<org>/<model>/<file id>`), if it is one."""
+    try:
+        return uuid.UUID(key.rsplit("/", 1)[-1])
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class StoredObject:
     key: str
     size: int
     sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListedObject:
+    key: str
+    size: int
+    modified: datetime  # timezone-aware UTC
+
+
+@dataclass(slots=True)
+class AbandonedUploads:
+    """Partial uploads left by a crashed writer (local temporary files, S3 multipart uploads),
+    removed or, on a dry run, found. S3 does not say how many bytes an upload's parts hold."""
+
+    removed: int = 0
+    bytes: int = 0
+    errors: int = 0
+    first_error: str | None = None
 
 
 class Digest:
@@ -111,6 +147,18 @@ class ObjectStorage(Protocol):
     async def size_of(self, key: str) -> int | None: ...
 
     async def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str) -> AsyncIterator[ListedObject]:
+        """The objects under `prefix/`, streamed a page at a time (never all keys at once).
+        Objects whose names budapp could not have written are left out."""
+        ...
+
+    async def remove_abandoned_uploads(
+        self, before: datetime, *, prefixes: Sequence[str], dry_run: bool = False
+    ) -> AbandonedUploads:
+        """Removes partial uploads to keys under `prefixes` started before `before` (an upload
+        still being written is younger than any sensible `before`)."""
+        ...
 
     async def start(self) -> None: ...
 

@@ -5,16 +5,23 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
+from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
 from budapp.adapters.storage.base import (
     CHUNK_SIZE,
+    LIST_PAGE_SIZE,
+    AbandonedUploads,
     Digest,
+    InvalidKey,
+    ListedObject,
     ObjectMissing,
     StoredObject,
     check_key,
+    check_prefix,
 )
 
 _INCOMING = ".incoming"
@@ -58,6 +65,27 @@ class LocalObjectStorage:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, missing_ok=True)
+
+    async def list(self, prefix: str) -> AsyncIterator[ListedObject]:
+        top = self._path(check_prefix(prefix))
+        found = _walk(top, prefix)
+        try:
+            while page := await asyncio.to_thread(_take, found, LIST_PAGE_SIZE):
+                for listed in page:
+                    yield listed
+        finally:
+            found.close()
+
+    async def remove_abandoned_uploads(
+        self,
+        before: datetime,
+        *,
+        prefixes: Sequence[str],  # noqa: ARG002 - every temporary file is one of ours
+        dry_run: bool = False,
+    ) -> AbandonedUploads:
+        return await asyncio.to_thread(
+            _remove_old_files, self.root / _INCOMING, before.timestamp(), dry_run
+        )
 
     async def start(self) -> None:
         # 0700: the objects are an organisation's weights and data.
@@ -129,6 +157,59 @@ class LocalObjectWriter:
             self._handle.close()
             self._handle = None
         await asyncio.to_thread(self.temporary.unlink, missing_ok=True)
+
+
+def _walk(directory: Path, prefix: str) -> Generator[ListedObject]:
+    """Files under `directory` as objects, one directory entry at a time (os.scandir), so a
+    listing holds no more than the directories it is inside."""
+    try:
+        entries = os.scandir(directory)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    with entries:
+        for entry in entries:
+            key = f"{prefix}/{entry.name}"
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    yield from _walk(Path(entry.path), key)
+                elif entry.is_file(follow_symlinks=False):
+                    status = entry.stat(follow_symlinks=False)
+                    check_key(key)
+                    modified = datetime.fromtimestamp(status.st_mtime, UTC)
+                    yield ListedObject(key, status.st_size, modified)
+            except FileNotFoundError:
+                continue  # deleted while we listed
+            except InvalidKey:
+                continue  # not a name budapp writes: not ours to judge
+
+
+def _take(found: Iterator[ListedObject], count: int) -> list[ListedObject]:
+    return list(islice(found, count))
+
+
+def _remove_old_files(directory: Path, before: float, dry_run: bool) -> AbandonedUploads:
+    result = AbandonedUploads()
+    try:
+        entries = os.scandir(directory)
+    except FileNotFoundError:
+        return result
+    with entries:
+        for entry in entries:
+            try:
+                status = entry.stat(follow_symlinks=False)
+                if not entry.is_file(follow_symlinks=False) or status.st_mtime >= before:
+                    continue
+                if not dry_run:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                continue  # its writer finished or aborted meanwhile
+            except OSError as exc:
+                result.errors += 1
+                result.first_error = result.first_error or f"{entry.name}: {exc.strerror}"
+                continue
+            result.removed += 1
+            result.bytes += status.st_size
+    return result
 
 
 def _finish(handle: BinaryIO, temporary: Path, target: Path) -> None:

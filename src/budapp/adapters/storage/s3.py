@@ -7,7 +7,8 @@ each request (so each part) on its own, and an aborted upload leaves no parts be
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -16,12 +17,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from budapp.adapters.storage.base import (
     CHUNK_SIZE,
+    LIST_PAGE_SIZE,
+    AbandonedUploads,
     ChecksumMismatch,
     Digest,
+    InvalidKey,
+    ListedObject,
     ObjectMissing,
     StorageError,
     StoredObject,
     check_key,
+    check_prefix,
 )
 
 if TYPE_CHECKING:
@@ -67,7 +73,12 @@ class S3ObjectStorage:
         try:
             return await asyncio.to_thread(getattr(self.client, method), **kwargs)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+            if exc.response.get("Error", {}).get("Code") in {
+                "NoSuchKey",
+                "NoSuchUpload",
+                "404",
+                "NotFound",
+            }:
                 raise ObjectMissing(kwargs.get("Key", "")) from None
             raise StorageError(f"S3 {method} failed: {exc}") from exc
         except BotoCoreError as exc:
@@ -95,6 +106,59 @@ class S3ObjectStorage:
     async def delete(self, key: str) -> None:
         await self._call("delete_object", Bucket=self.bucket, Key=check_key(key))
 
+    async def list(self, prefix: str) -> AsyncIterator[ListedObject]:
+        request: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Prefix": f"{check_prefix(prefix)}/",
+            "MaxKeys": LIST_PAGE_SIZE,
+        }
+        while True:
+            page = await self._call("list_objects_v2", **request)
+            for item in page.get("Contents", []):
+                if _is_key(item["Key"]):
+                    modified = item["LastModified"].astimezone(UTC)
+                    yield ListedObject(item["Key"], int(item["Size"]), modified)
+            if not page.get("IsTruncated"):
+                return
+            request["ContinuationToken"] = page["NextContinuationToken"]
+
+    async def remove_abandoned_uploads(
+        self, before: datetime, *, prefixes: Sequence[str], dry_run: bool = False
+    ) -> AbandonedUploads:
+        """Multipart uploads never completed nor aborted (their writer died): their parts are
+        stored, and billed, until aborted."""
+        result = AbandonedUploads()
+        for prefix in prefixes:
+            request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": f"{check_prefix(prefix)}/"}
+            while True:
+                page = await self._call("list_multipart_uploads", **request)
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"] < before:
+                        await self._abort_abandoned(
+                            upload["Key"], upload["UploadId"], result, dry_run
+                        )
+                if not page.get("IsTruncated"):
+                    break
+                request["KeyMarker"] = page["NextKeyMarker"]
+                request["UploadIdMarker"] = page["NextUploadIdMarker"]
+        return result
+
+    async def _abort_abandoned(
+        self, key: str, upload_id: str, result: AbandonedUploads, dry_run: bool
+    ) -> None:
+        try:
+            if not dry_run:
+                await self._call(
+                    "abort_multipart_upload", Bucket=self.bucket, Key=key, UploadId=upload_id
+                )
+        except ObjectMissing:
+            return  # completed or aborted meanwhile (NoSuchUpload)
+        except StorageError as exc:
+            result.errors += 1
+            result.first_error = result.first_error or str(exc)
+            return
+        result.removed += 1
+
     async def start(self) -> None:
         try:
             await self.ping()
@@ -108,6 +172,14 @@ class S3ObjectStorage:
 
     async def close(self) -> None:
         await asyncio.to_thread(self.client.close)
+
+
+def _is_key(key: str) -> bool:
+    try:
+        check_key(key)
+    except InvalidKey:
+        return False
+    return True
 
 
 class S3ObjectWriter:
