@@ -4,7 +4,7 @@ Two nullable columns (no rewrite of either table on PostgreSQL): the sweeper mar
 purged, so it does not look at it again on every run.
 
 Revision ID: a0201316e289
-Revises: ca86ef2933ca
+Revises: 8cdfcc2f291e
 Create Date: 2026-11-25 07:10:00.000000
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import budapp.core.db
 
 revision: str = "a0201316e289"
-down_revision: str | None = "ca86ef2933ca"
+down_revision: str | None = "8cdfcc2f291e"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
