@@ -12,8 +12,7 @@ from redis.asyncio import Redis
 from budapp.adapters.events.redis import RedisEventBus
 
 
-@asynccontextmanager
-async def replica_bus_pair(url: str) -> AsyncIterator[tuple[RedisEventBus, RedisEventBus]]:
+async def require_redis(url: str) -> None:
     """Skips the test when Redis is not reachable, unless BUDAPP_REQUIRE_REDIS=1 (CI)."""
     probe = Redis.from_url(url)
     try:
@@ -24,6 +23,12 @@ async def replica_bus_pair(url: str) -> AsyncIterator[tuple[RedisEventBus, Redis
         pytest.skip(f"Redis not reachable at {url}: {exc}")
     finally:
         await probe.aclose()
+
+
+@asynccontextmanager
+async def replica_bus_pair(url: str) -> AsyncIterator[tuple[RedisEventBus, RedisEventBus]]:
+    """Two buses on the Redis at `url` (see `require_redis`)."""
+    await require_redis(url)
     one, two = RedisEventBus.from_url(url), RedisEventBus.from_url(url)
     try:
         yield one, two

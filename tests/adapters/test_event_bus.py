@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from budapp.adapters.events import EventBus, MemoryEventBus, create_event_bus
 from budapp.adapters.events.redis import RedisEventBus
+from tests.redis_buses import require_redis
 
 REDIS_URL = os.environ.get("BUDAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"
@@ -44,17 +45,6 @@ def _topic() -> str:
     return f"test.{uuid.uuid4().hex}"
 
 
-async def _reachable(client: Redis) -> None:
-    """Skips the test without Redis, unless the run demands it (BUDAPP_REQUIRE_REDIS=1)."""
-    try:
-        await client.ping()
-    except Exception as exc:
-        await client.aclose()
-        if os.environ.get("BUDAPP_REQUIRE_REDIS") == "1":
-            raise
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-
-
 def _redis_bus() -> RedisEventBus:
     # Named, so that a test can find this bus's connection on the server.
     return RedisEventBus.from_url(f"{REDIS_URL}?client_name=budapp-test-{uuid.uuid4().hex}")
@@ -63,8 +53,8 @@ def _redis_bus() -> RedisEventBus:
 @pytest.fixture
 async def redis_admin() -> AsyncIterator[Redis]:
     """A plain client, to reach the server behind the buses' backs."""
+    await require_redis(REDIS_URL)
     client = Redis.from_url(REDIS_URL)
-    await _reachable(client)
     yield client
     await client.aclose()
 
@@ -89,8 +79,8 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[EventBus]:
     if request.param == "memory":
         backend = MemoryEventBus()
     else:
+        await require_redis(REDIS_URL)
         backend = _redis_bus()
-        await _reachable(backend._client)
     yield backend
     await backend.close()
 

@@ -10,20 +10,14 @@ import pytest
 from budapp.adapters.cache import WindowCounter, create_window_counter
 from budapp.adapters.cache.memory import MemoryWindowCounter
 from budapp.adapters.cache.redis import RedisWindowCounter
+from tests.redis_buses import require_redis
 
 REDIS_URL = os.environ.get("BUDAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 async def _redis_counter() -> RedisWindowCounter:
-    counter = RedisWindowCounter.from_url(REDIS_URL)
-    try:
-        await counter.ping()
-    except Exception as exc:
-        await counter.close()
-        if os.environ.get("BUDAPP_REQUIRE_REDIS") == "1":
-            raise
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    return counter
+    await require_redis(REDIS_URL)
+    return RedisWindowCounter.from_url(REDIS_URL)
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -19,21 +19,14 @@ from tests.conftest import make_settings
 from tests.events.test_websocket import publish, receive, stream
 from tests.factories import World
 from tests.live import serve
+from tests.redis_buses import require_redis
 
 REDIS_URL = os.environ.get("BUDAPP_TEST_EVENTS_REDIS_URL", "redis://127.0.0.1:6379/3")
 
 
 @pytest.fixture
 async def replicas(app: FastAPI, data_dir: Path, db_url: str) -> AsyncIterator[list[FastAPI]]:
-    probe = Redis.from_url(REDIS_URL)
-    try:
-        await probe.ping()
-    except Exception as exc:
-        if os.environ.get("BUDAPP_REQUIRE_REDIS") == "1":
-            raise
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
-    finally:
-        await probe.aclose()
+    await require_redis(REDIS_URL)
     async with AsyncExitStack() as stack:
         started = []
         for _ in range(2):
