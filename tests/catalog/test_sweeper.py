@@ -465,8 +465,8 @@ async def test_the_background_sweep_runs_and_stops(
         assert not await exists(storage, orphan)
     finally:
         await sweeper.close()
-    assert sweeper._task is None
+    assert not sweeper._task.running
 
 
 async def test_interval_zero_sweeps_nothing_in_the_background(app: FastAPI) -> None:
-    assert app.state.storage_sweeper._task is None
+    assert not app.state.storage_sweeper._task.running

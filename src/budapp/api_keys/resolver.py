@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp.adapters.events import EventBus
 from budapp.api_keys.repository import ApiKeyRepository
+from budapp.core.background import BackgroundTask
 from budapp.core.db import utcnow
 from budapp.core.errors import Unauthorized
 from budapp.core.logging import get_logger
@@ -70,7 +71,7 @@ class ApiKeyResolver:
         self._uses: dict[uuid.UUID, datetime] = {}
         # Counts revocations and resyncs heard, to tell whether one arrived during a load.
         self._revocations = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("api-key-usage")
         bus.subscribe(REVOKED_TOPIC, self._on_revoked)
 
     async def resolve(self, raw: str) -> ApiKeyIdentity:
@@ -109,15 +110,10 @@ class ApiKeyResolver:
             await session.commit()
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._flush_periodically(), name="api-key-usage")
+        self._task.start(self._flush_periodically)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         # A graceful shutdown keeps what was gathered since the last flush.
         await self.flush_usage()
 

@@ -150,7 +150,7 @@ class ModelRepository:
         files = select(ModelFile.model_id, ModelFile.object_key).where(
             ModelFile.model_id.in_(model_ids)
         )
-        for model_id, key in (await self.session.execute(files)).tuples():
+        for model_id, key in await self.session.execute(files):
             keys[model_id].append(key)
         return list(keys.items())
 

@@ -21,6 +21,7 @@ from budapp.adapters.storage import ChecksumMismatch, ObjectStorage, read_verifi
 from budapp.catalog.inspection import Inspection, inspect_file
 from budapp.catalog.models import JobStatus, Model, ModelFile, ScanStatus
 from budapp.catalog.repository import ScanJobRepository
+from budapp.core.background import BackgroundTask
 from budapp.core.db import utcnow
 from budapp.core.logging import get_logger
 
@@ -60,21 +61,17 @@ class ScanWorker:
         self.workdir = workdir
         self.limits = limits
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("budapp-scan-worker")
 
     async def start(self) -> None:
         self.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._task = asyncio.create_task(self._run(), name="budapp-scan-worker")
+        self._task.start(self._run)
 
     async def wake(self) -> None:
         self._wake.set()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

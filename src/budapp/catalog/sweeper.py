@@ -17,7 +17,6 @@ model or dataset with such an object stays unmarked, to be retried by the next r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -28,6 +27,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp.adapters.storage import ListedObject, ObjectStorage, StorageError
+from budapp.core.background import BackgroundTask
 from budapp.core.db import session_scope, utcnow
 from budapp.core.logging import get_logger
 
@@ -107,19 +107,15 @@ class StorageSweeper:
         self._every = every_seconds
         self._page_size = page_size
         self._purge_batch = purge_batch
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("storage-sweeper")
 
     async def start(self) -> None:
         """Sweeps every `every_seconds` in the background; does nothing when that is 0."""
-        if self._every > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="storage-sweeper")
+        if self._every > 0:
+            self._task.start(self._run)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def sweep(
         self,

@@ -101,7 +101,7 @@ class DatasetRepository:
         versions = select(DatasetVersion.dataset_id, DatasetVersion.object_key).where(
             DatasetVersion.dataset_id.in_(dataset_ids)
         )
-        for dataset_id, key in (await self.session.execute(versions)).tuples():
+        for dataset_id, key in await self.session.execute(versions):
             keys[dataset_id].append(key)
         return list(keys.items())
 

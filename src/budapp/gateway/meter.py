@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from budapp.core.background import BackgroundTask
 from budapp.core.logging import get_logger
 from budapp.gateway import metrics
 from budapp.gateway.models import UsageDaily, UsageHourly
@@ -67,7 +68,7 @@ class UsageMeter:
         self._max = max_buffered
         self._buffer: list[Call] = []
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("gateway-usage-meter")
         self._lock = asyncio.Lock()
 
     def record(self, call: Call) -> None:
@@ -76,15 +77,10 @@ class UsageMeter:
             self._wake.set()
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="gateway-usage-meter")
+        self._task.start(self._run)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         await self.flush()
 
     async def flush(self) -> int:

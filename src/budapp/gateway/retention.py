@@ -6,11 +6,11 @@ process sweeps; two sweeps at once only find fewer rows left to delete."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from budapp.core.background import BackgroundTask
 from budapp.core.db import utcnow
 from budapp.core.logging import get_logger
 from budapp.gateway import metrics
@@ -32,19 +32,15 @@ class UsageRetention:
         self._keep = timedelta(days=days)
         self._every = every_seconds
         self._batch = batch_size
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("gateway-usage-retention")
 
     async def start(self) -> None:
         """Does nothing when retention is off (0 days: calls are kept forever)."""
-        if self._keep and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="gateway-usage-retention")
+        if self._keep:
+            self._task.start(self._run)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Deletes every call older than the retention period; returns how many."""
