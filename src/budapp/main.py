@@ -44,7 +44,7 @@ from budapp.auth.sso_router import router as sso_router
 from budapp.auth.throttle import LoginThrottle
 from budapp.auth.tokens import TokenIssuer
 from budapp.bootstrap import ensure_initial_admin
-from budapp.catalog.objects import ModelObjects
+from budapp.catalog.objects import MODEL_FILES
 from budapp.catalog.router import router as catalog_router
 from budapp.catalog.scanning import ScanLimits, ScanWorker
 from budapp.catalog.service import models_using_credential
@@ -63,7 +63,7 @@ from budapp.core.references import ReferenceGuard
 from budapp.core.security import PasswordHasher, load_signing_key
 from budapp.credentials.router import router as credentials_router
 from budapp.credentials.service import CredentialVault, check_keyring, credentials_of_project
-from budapp.datasets.objects import DatasetObjects
+from budapp.datasets.objects import DATASET_FILES
 from budapp.datasets.router import router as datasets_router
 from budapp.endpoints.router import router as endpoints_router
 from budapp.endpoints.runtimes import RuntimeEvents, desired_local_runtimes
@@ -265,7 +265,7 @@ def storage_sweeper(
     return StorageSweeper(
         factory,
         storage,
-        [ModelObjects(), DatasetObjects()],
+        [MODEL_FILES, DATASET_FILES],
         grace=timedelta(hours=settings.storage_orphan_grace_hours),
         retention=timedelta(days=days) if days else None,
         every_seconds=settings.storage_sweep_interval_seconds,

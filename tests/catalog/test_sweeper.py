@@ -23,11 +23,11 @@ from budapp.adapters.storage import LocalObjectStorage, ObjectStorage, StorageEr
 from budapp.audit.models import AuditRecord
 from budapp.catalog import sweeper as sweeper_module
 from budapp.catalog.models import Model, ModelFile, ModelSource, ScanStatus
-from budapp.catalog.objects import ModelObjects
+from budapp.catalog.objects import MODEL_FILES
 from budapp.catalog.sweeper import StorageSweeper
 from budapp.core.db import session_scope, utcnow
 from budapp.datasets.models import Dataset, DatasetFormat, DatasetVersion
-from budapp.datasets.objects import DatasetObjects
+from budapp.datasets.objects import DATASET_FILES
 from tests.catalog.helpers import stored_objects, upload_model
 from tests.factories import World, create_organization
 from tests.s3server import ACCESS_KEY, SECRET_KEY, s3_storage
@@ -61,7 +61,7 @@ def sweeper_for(
     return StorageSweeper(
         app.state.session_factory,
         storage,
-        [ModelObjects(), DatasetObjects()],
+        [MODEL_FILES, DATASET_FILES],
         grace=GRACE,
         retention=retention,
         page_size=2,  # several pages, and so several reference queries, in a small test
@@ -280,7 +280,7 @@ async def test_files_of_a_deleted_model_go_after_the_retention_and_only_once(
         files = await session.scalar(select(func.count()).where(ModelFile.model_id == model_id))
         assert files == 3
         await session.rollback()
-        candidates = await ModelObjects().deleted_with_files(
+        candidates = await MODEL_FILES.deleted_with_files(
             session, first_run + timedelta(days=2), after=None, limit=10
         )
     assert candidates == []
@@ -451,7 +451,7 @@ async def test_the_background_sweep_runs_and_stops(
     sweeper = StorageSweeper(
         app.state.session_factory,
         storage,
-        [ModelObjects()],
+        [MODEL_FILES],
         grace=GRACE,
         retention=RETENTION,
         every_seconds=3600,

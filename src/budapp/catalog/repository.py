@@ -116,47 +116,6 @@ class ModelRepository:
     def add(self, row: Model | ModelFile | ScanJob | ModelEvaluation) -> None:
         self.session.add(row)
 
-    # --- stored files, for the storage sweeper ---------------------------------------------
-
-    async def file_keys_among(
-        self, file_ids: Sequence[uuid.UUID], other_keys: Sequence[str]
-    ) -> set[str]:
-        """The object keys of files with these ids (the primary key: a file's key ends with its
-        id), and of any of `other_keys` a file points at. Soft-deleted models' files count."""
-        matches = [ModelFile.id.in_(file_ids)] if file_ids else []
-        if other_keys:
-            matches.append(ModelFile.object_key.in_(other_keys))
-        if not matches:
-            return set()
-        statement = select(ModelFile.object_key).where(or_(*matches))
-        return set(await self.session.scalars(statement))
-
-    async def deleted_with_unpurged_files(
-        self, deleted_before: datetime, *, after: uuid.UUID | None, limit: int
-    ) -> list[tuple[uuid.UUID, list[str]]]:
-        """Models soft-deleted before the cutoff whose files are still stored, by id from
-        `after`, each with its files' keys."""
-        statement = select(Model.id).where(
-            Model.deleted_at < deleted_before,
-            Model.files_purged_at.is_(None),
-            Model.id.in_(select(ModelFile.model_id)),
-        )
-        if after is not None:
-            statement = statement.where(Model.id > after)
-        model_ids = list(await self.session.scalars(statement.order_by(Model.id).limit(limit)))
-        if not model_ids:
-            return []
-        keys: dict[uuid.UUID, list[str]] = {model_id: [] for model_id in model_ids}
-        files = select(ModelFile.model_id, ModelFile.object_key).where(
-            ModelFile.model_id.in_(model_ids)
-        )
-        for model_id, key in await self.session.execute(files):
-            keys[model_id].append(key)
-        return list(keys.items())
-
-    async def by_ids(self, model_ids: Sequence[uuid.UUID]) -> list[Model]:
-        return list(await self.session.scalars(select(Model).where(Model.id.in_(model_ids))))
-
 
 class ScanJobRepository:
     """Claims are single UPDATE statements, so two workers (or replicas) never take the same

@@ -3,42 +3,12 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
-from datetime import datetime
-
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from budapp.adapters.storage import key_id
-from budapp.datasets.repository import DatasetRepository
+from budapp.core.owned_files import OwnedFiles
+from budapp.datasets.models import Dataset, DatasetVersion
 
 # Keys are `datasets/<organization>/<dataset>/<version id>`.
 DATASET_OBJECT_PREFIX = "datasets"
 
-
-class DatasetObjects:
-    prefix = DATASET_OBJECT_PREFIX
-
-    async def referenced(self, session: AsyncSession, keys: Sequence[str]) -> set[str]:
-        ids = [found for key in keys if (found := key_id(key)) is not None]
-        others = [key for key in keys if key_id(key) is None]
-        return await DatasetRepository(session).version_keys_among(ids, others)
-
-    async def deleted_with_files(
-        self,
-        session: AsyncSession,
-        deleted_before: datetime,
-        *,
-        after: uuid.UUID | None,
-        limit: int,
-    ) -> list[tuple[uuid.UUID, list[str]]]:
-        return await DatasetRepository(session).deleted_with_unpurged_files(
-            deleted_before, after=after, limit=limit
-        )
-
-    async def mark_purged(
-        self, session: AsyncSession, owner_ids: Sequence[uuid.UUID], at: datetime
-    ) -> None:
-        for dataset in await DatasetRepository(session).by_ids(owner_ids):
-            dataset.files_purged_at = at
-        await session.flush()
+DATASET_FILES = OwnedFiles(
+    DATASET_OBJECT_PREFIX, owner=Dataset, files=DatasetVersion, owner_id=DatasetVersion.dataset_id
+)

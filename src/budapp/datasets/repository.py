@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
@@ -65,46 +64,3 @@ class DatasetRepository:
 
     def add(self, row: Dataset | DatasetVersion) -> None:
         self.session.add(row)
-
-    # --- stored files, for the storage sweeper ---------------------------------------------
-
-    async def version_keys_among(
-        self, version_ids: Sequence[uuid.UUID], other_keys: Sequence[str]
-    ) -> set[str]:
-        """The object keys of versions with these ids (the primary key: a version's key ends
-        with its id), and of any of `other_keys` a version points at. Soft-deleted datasets'
-        versions count."""
-        matches = [DatasetVersion.id.in_(version_ids)] if version_ids else []
-        if other_keys:
-            matches.append(DatasetVersion.object_key.in_(other_keys))
-        if not matches:
-            return set()
-        statement = select(DatasetVersion.object_key).where(or_(*matches))
-        return set(await self.session.scalars(statement))
-
-    async def deleted_with_unpurged_files(
-        self, deleted_before: datetime, *, after: uuid.UUID | None, limit: int
-    ) -> list[tuple[uuid.UUID, list[str]]]:
-        """Datasets soft-deleted before the cutoff whose versions' files are still stored, by
-        id from `after`, each with its versions' keys."""
-        statement = select(Dataset.id).where(
-            Dataset.deleted_at < deleted_before,
-            Dataset.files_purged_at.is_(None),
-            Dataset.id.in_(select(DatasetVersion.dataset_id)),
-        )
-        if after is not None:
-            statement = statement.where(Dataset.id > after)
-        dataset_ids = list(await self.session.scalars(statement.order_by(Dataset.id).limit(limit)))
-        if not dataset_ids:
-            return []
-        keys: dict[uuid.UUID, list[str]] = {dataset_id: [] for dataset_id in dataset_ids}
-        versions = select(DatasetVersion.dataset_id, DatasetVersion.object_key).where(
-            DatasetVersion.dataset_id.in_(dataset_ids)
-        )
-        for dataset_id, key in await self.session.execute(versions):
-            keys[dataset_id].append(key)
-        return list(keys.items())
-
-    async def by_ids(self, dataset_ids: Sequence[uuid.UUID]) -> list[Dataset]:
-        statement = select(Dataset).where(Dataset.id.in_(dataset_ids))
-        return list(await self.session.scalars(statement))
