@@ -21,6 +21,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from budapp.adapters.cache import MemoryWindowCounter
+from budapp.adapters.storage import ObjectStorage
+from budapp.adapters.storage.local import LocalObjectStorage
 from budapp.audit.chain import GENESIS_HASH
 from budapp.core import migrate
 from budapp.main import create_app
@@ -211,6 +213,20 @@ async def world(app: FastAPI, client: httpx.AsyncClient) -> World:
 def s3_endpoint() -> Iterator[str]:
     with moto_server() as endpoint:
         yield endpoint
+
+
+@pytest.fixture(params=["local", "s3"])
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStorage]:
+    """A storage of the test's own on each backend (a fresh directory, a fresh bucket), so
+    that no other test's objects are seen."""
+    backend: ObjectStorage
+    if request.param == "local":
+        backend = LocalObjectStorage(tmp_path / "objects")
+    else:
+        backend = s3_storage(request.getfixturevalue("s3_endpoint"), f"t-{uuid.uuid4().hex[:12]}")
+    await backend.start()
+    yield backend
+    await backend.close()
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -8,7 +8,6 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -29,18 +28,6 @@ from budapp.adapters.storage.s3 import S3ObjectStorage
 from tests.s3server import s3_storage
 
 MIB = 1024 * 1024
-
-
-@pytest.fixture(params=["local", "s3"])
-async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStorage]:
-    backend: ObjectStorage
-    if request.param == "local":
-        backend = LocalObjectStorage(tmp_path / "objects")
-    else:
-        backend = s3_storage(request.getfixturevalue("s3_endpoint"), f"b-{uuid.uuid4().hex[:12]}")
-    await backend.start()
-    yield backend
-    await backend.close()
 
 
 async def _chunks(data: bytes, size: int = MIB) -> AsyncIterator[bytes]:

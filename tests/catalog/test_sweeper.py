@@ -30,24 +30,11 @@ from budapp.datasets.models import Dataset, DatasetFormat, DatasetVersion
 from budapp.datasets.objects import DATASET_FILES
 from tests.catalog.helpers import stored_objects, upload_model
 from tests.factories import World, create_organization
-from tests.s3server import ACCESS_KEY, SECRET_KEY, s3_storage
+from tests.s3server import ACCESS_KEY, SECRET_KEY
 from tests.sql_trace import sql_statements
 
 GRACE = timedelta(hours=24)
 RETENTION = timedelta(days=30)
-
-
-@pytest.fixture(params=["local", "s3"])
-async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStorage]:
-    """A storage of the test's own, so that no other test's objects are counted."""
-    backend: ObjectStorage
-    if request.param == "local":
-        backend = LocalObjectStorage(tmp_path / "objects")
-    else:
-        backend = s3_storage(request.getfixturevalue("s3_endpoint"), f"s-{uuid.uuid4().hex[:12]}")
-    await backend.start()
-    yield backend
-    await backend.close()
 
 
 @pytest.fixture
