@@ -62,9 +62,11 @@ class BearerAuthenticator:
         self.references = references
 
     async def authenticate(self, token: str, session: AsyncSession) -> Principal:
-        # Without providers, or for a token already checked, there is nothing to route.
-        if not self.providers or self.local.knows(token):
+        # Without providers there is nothing to route, nor for a token already checked.
+        if not self.providers:
             return await self.local.authenticate(token, session)
+        if (principal := self.local.cached(token)) is not None:
+            return principal
         issuer = unverified_issuer(token)
         if issuer == self.own_issuer:
             return await self.local.authenticate(token, session)

@@ -285,9 +285,9 @@ class TokenAuthenticator:
             cache.put(key, principal, valid_until, mark)
         return principal
 
-    def knows(self, token: str) -> bool:
-        """Whether the token is one of budapp's, checked a moment ago (a cache hit)."""
-        return self.cache is not None and self.cache.get(self.cache.key(token)) is not None
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token of budapp's checked a moment ago (a cache hit), or None."""
+        return self.cache.get(self.cache.key(token)) if self.cache is not None else None
 
     async def _check(self, token: str, session: AsyncSession) -> tuple[Principal, float]:
         claims = self.issuer.decode(token)
