@@ -27,12 +27,14 @@ from typing import Any
 import httpx
 from sqlalchemy import event, insert, text, update
 
+from budapp.api_keys.resolver import API_KEY_RESOLVER
 from budapp.audit import recorder
 from budapp.audit.chain import GENESIS_HASH, canonical, canonical_json, link_hash
 from budapp.audit.models import AuditChainHead, AuditRecord
 from budapp.audit.schemas import VerifyRequest
 from budapp.audit.service import AuditService
 from budapp.core import migrate
+from budapp.core.components import components
 from budapp.core.db import BudappSession, create_engine, create_session_factory, utcnow
 from budapp.main import create_app
 from budapp.settings import Settings
@@ -197,7 +199,7 @@ async def api_key(lookups: int) -> None:
                     headers=headers,
                 )
                 raw = created.json()["data"]["key"]
-            resolver = app.state.api_key_resolver
+            resolver = components(app)[API_KEY_RESOLVER]
             queries = 0
 
             def count(*_: object) -> None:
@@ -205,13 +207,13 @@ async def api_key(lookups: int) -> None:
                 queries += 1
 
             await resolver.resolve(raw)
-            event.listen(app.state.engine.sync_engine, "before_cursor_execute", count)
+            event.listen(components(app).engine.sync_engine, "before_cursor_execute", count)
             timings = []
             for _ in range(lookups):
                 started = time.perf_counter_ns()
                 await resolver.resolve(raw)
                 timings.append(time.perf_counter_ns() - started)
-            event.remove(app.state.engine.sync_engine, "before_cursor_execute", count)
+            event.remove(components(app).engine.sync_engine, "before_cursor_execute", count)
     p50 = statistics.median(timings) / 1000
     p99 = statistics.quantiles(timings, n=100)[98] / 1000
     print(f"api-key warm resolve: p50 {p50:.2f} µs  p99 {p99:.2f} µs  database queries: {queries}")

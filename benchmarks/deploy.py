@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from budapp.core import migrate
+from budapp.core.components import CLUSTER_CONNECTOR, components
 from budapp.main import create_app
 from budapp.settings import Settings
 
@@ -39,7 +40,7 @@ async def main(runs: int) -> None:  # noqa: PLR0915 - one linear script
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             runtime_seconds: list[float] = []
-            provider = app.state.cluster_connector.local
+            provider = components(app)[CLUSTER_CONNECTOR].local
             original = provider.deploy_runtime
 
             async def timed(spec: Any) -> Any:

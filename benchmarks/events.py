@@ -36,11 +36,13 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 
 from budapp.core import migrate
+from budapp.core.components import components
 from budapp.core.db import session_scope
 from budapp.events.service import EventType, publish_org_event
 from budapp.main import create_app
 from budapp.notifications.service import notify
 from budapp.settings import Settings
+from budapp.webhooks.dispatcher import WEBHOOK_DISPATCHER
 
 PASSWORD = "benchmark-password"
 
@@ -84,7 +86,7 @@ async def admin_token(app: FastAPI) -> tuple[str, uuid.UUID]:
 
 
 async def publish(app: FastAPI, organization: uuid.UUID, count: int, n: int = 0) -> None:
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         for i in range(count):
             data = {"n": n + i, "sent": time.perf_counter()}
             publish_org_event(session, organization, EventType.ENDPOINT_STATUS, data)
@@ -172,10 +174,10 @@ async def webhooks(app: FastAPI, token: str, org: uuid.UUID, count: int) -> list
                 (await client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})).text
             )["data"]["id"]
         )
-        await app.state.webhook_dispatcher.start()
+        await components(app)[WEBHOOK_DISPATCHER].start()
 
         async def announce() -> None:
-            async with session_scope(app.state.session_factory) as session:
+            async with session_scope(components(app).session_factory) as session:
                 note = await notify(
                     session, organization_id=org, user_id=user, kind="endpoint.ready", title="x"
                 )

@@ -24,10 +24,16 @@ from budapp.adapters.cache import MemoryWindowCounter
 from budapp.adapters.storage import ObjectStorage
 from budapp.adapters.storage.local import LocalObjectStorage
 from budapp.audit.chain import GENESIS_HASH
+from budapp.auth.principals import PRINCIPAL_CACHE
+from budapp.auth.throttle import LOGIN_THROTTLE
+from budapp.catalog.scanning import SCAN_WORKER
 from budapp.core import migrate
+from budapp.core.auth import AUTHENTICATOR
+from budapp.core.components import STORAGE, components
 from budapp.main import create_app
 from budapp.registry import metadata
 from budapp.settings import Settings
+from budapp.usage.meter import USAGE_METER
 from tests.factories import World, build_world
 from tests.s3server import moto_server, s3_storage
 
@@ -122,24 +128,24 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         yield
         return
     application: FastAPI = request.getfixturevalue("app")
-    engine = application.state.engine
+    engine = components(application).engine
     tables = [
         table.name for table in reversed(metadata.sorted_tables) if table.name != "audit_chain_head"
     ]
     if gateway := getattr(application.state, "gateway", None):
         # Calls of the previous test still in the meter's buffer must not land in this one.
         await gateway.drain()
-        await application.state.usage_meter.flush()
+        await components(application)[USAGE_METER].flush()
     await _empty_tables(engine, tables)
     # Projects' routing is cached by id, and the world's ids repeat from test to test.
     if routing := getattr(application.state, "routing_cache", None):
         routing._entries.clear()
     # Rows were deleted behind the ORM's back, so no change was announced.
-    application.state.principal_cache.clear()
+    components(application)[PRINCIPAL_CACHE].clear()
     counter = MemoryWindowCounter()
-    application.state.window_counter = counter
-    application.state.login_throttle.counter = counter
-    application.state.authenticator.counter = counter
+    components(application).window_counter = counter
+    components(application)[LOGIN_THROTTLE].counter = counter
+    components(application)[AUTHENTICATOR].counter = counter
     yield
 
 
@@ -181,7 +187,7 @@ _WORLD_MAX_AGE = 300.0
 @pytest.fixture
 async def world(app: FastAPI, client: httpx.AsyncClient) -> World:
     snapshot = getattr(app.state, "test_world", None)
-    async with app.state.engine.connect() as connection:
+    async with components(app).engine.connect() as connection:
         # A fixture that came first may have written already (and moved the audit chain):
         # then the world is built through the API after it, as it always was.
         pristine = not await connection.scalar(text("SELECT last_sequence FROM audit_chain_head"))
@@ -189,7 +195,7 @@ async def world(app: FastAPI, client: httpx.AsyncClient) -> World:
         return await build_world(app, client)
     if snapshot is not None and time.monotonic() - snapshot[2] < _WORLD_MAX_AGE:
         built, rows, _ = snapshot
-        async with app.state.engine.begin() as connection:
+        async with components(app).engine.begin() as connection:
             for table in metadata.sorted_tables:
                 if table.name == "audit_chain_head":
                     await connection.execute(table.update().values(**rows[table.name][0]))
@@ -197,7 +203,7 @@ async def world(app: FastAPI, client: httpx.AsyncClient) -> World:
                     await connection.execute(insert(table), rows[table.name])
         return copy.deepcopy(built)
     built = await build_world(app, client)
-    async with app.state.engine.connect() as connection:
+    async with components(app).engine.connect() as connection:
         rows = {
             table.name: [dict(row) for row in (await connection.execute(select(table))).mappings()]
             for table in metadata.sorted_tables
@@ -234,12 +240,14 @@ async def backend(request: pytest.FixtureRequest, app: FastAPI) -> AsyncIterator
     if request.param == "local":
         yield "local"
         return
-    original = app.state.storage
+    original = components(app)[STORAGE]
     storage = s3_storage(request.getfixturevalue("s3_endpoint"), f"m-{uuid.uuid4().hex[:12]}")
     await storage.start()
-    app.state.storage = app.state.scan_worker.storage = storage
+    components(app).replace(STORAGE, storage)
+    components(app)[SCAN_WORKER].storage = storage
     try:
         yield "s3"
     finally:
-        app.state.storage = app.state.scan_worker.storage = original
+        components(app).replace(STORAGE, original)
+        components(app)[SCAN_WORKER].storage = original
         await storage.close()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import httpx
 from fastapi import FastAPI
 
+from budapp.core.components import PASSWORD_HASHER, components
 from budapp.core.references import ReferenceGuard
 from budapp.core.roles import ProjectRole, Role
 from budapp.organizations.schemas import OrganizationCreate
@@ -48,9 +49,11 @@ class World:
 async def create_account(
     app: FastAPI, organization_id: uuid.UUID, email: str, role: Role, password: str = PASSWORD
 ) -> Account:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         users = UserService(
-            session, app.state.password_hasher, OrganizationService(session, ReferenceGuard())
+            session,
+            components(app)[PASSWORD_HASHER],
+            OrganizationService(session, ReferenceGuard()),
         )
         user = await users.create_account(
             organization_id=organization_id, email=email, name=email, password=password, role=role
@@ -60,7 +63,7 @@ async def create_account(
 
 
 async def create_organization(app: FastAPI, name: str) -> uuid.UUID:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         organization = await OrganizationService(session, ReferenceGuard()).create(
             OrganizationCreate(name=name)
         )
@@ -71,7 +74,7 @@ async def create_organization(app: FastAPI, name: str) -> uuid.UUID:
 async def create_project(
     app: FastAPI, organization_id: uuid.UUID, name: str, members: dict[uuid.UUID, ProjectRole]
 ) -> uuid.UUID:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         project = Project(organization_id=organization_id, name=name, settings={})
         session.add(project)
         await session.flush()

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from budapp.core.components import components
 from budapp.core.db import session_scope
 from budapp.core.roles import Role
 from budapp.notifications.service import notify
@@ -569,7 +570,7 @@ def test_every_management_route_is_in_the_matrix(app: FastAPI) -> None:
 
 
 async def _notify(app: FastAPI, world: World) -> uuid.UUID:
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         note = await notify(
             session,
             organization_id=world.org_a,

@@ -5,13 +5,14 @@ import pytest
 from fastapi import FastAPI
 
 from budapp.bootstrap import ensure_initial_admin
+from budapp.core.components import PASSWORD_HASHER, components
 from budapp.settings import Settings
 
 
 async def _bootstrap(app: FastAPI, settings: Settings) -> str | None:
-    state = app.state
+    state = components(app)
     return await ensure_initial_admin(
-        state.session_factory, settings, state.password_hasher, state.references
+        state.session_factory, settings, state[PASSWORD_HASHER], state.references
     )
 
 

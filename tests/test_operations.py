@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from budapp.adapters.cache.redis import RedisWindowCounter
 from budapp.adapters.storage import LocalObjectStorage
+from budapp.core.components import STORAGE, components
 
 
 async def test_health_is_public(client: httpx.AsyncClient) -> None:
@@ -29,25 +30,25 @@ async def test_ready_checks_database_cache_and_storage(client: httpx.AsyncClient
 async def test_ready_is_503_when_object_storage_is_gone(
     client: httpx.AsyncClient, app: FastAPI, tmp_path: Path
 ) -> None:
-    healthy = app.state.storage
-    app.state.storage = LocalObjectStorage(tmp_path / "never-created")
+    healthy = components(app)[STORAGE]
+    components(app).replace(STORAGE, LocalObjectStorage(tmp_path / "never-created"))
     try:
         response = await client.get("/ready")
     finally:
-        app.state.storage = healthy
+        components(app).replace(STORAGE, healthy)
     assert response.status_code == 503
     assert {"backend": "storage", "status": "unavailable"} in response.json()["error"]["details"]
 
 
 async def test_ready_is_503_when_a_backend_is_down(client: httpx.AsyncClient, app: FastAPI) -> None:
-    healthy = app.state.window_counter
+    healthy = components(app).window_counter
     # Nothing listens on port 1: the cache is unreachable.
-    app.state.window_counter = RedisWindowCounter.from_url("redis://127.0.0.1:1/0")
+    components(app).window_counter = RedisWindowCounter.from_url("redis://127.0.0.1:1/0")
     try:
         response = await client.get("/ready")
     finally:
-        await app.state.window_counter.close()
-        app.state.window_counter = healthy
+        await components(app).window_counter.close()
+        components(app).window_counter = healthy
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["code"] == "SERVICE_UNAVAILABLE"

@@ -225,7 +225,7 @@ async def sweep_storage(
     settings: Settings, *, dry_run: bool, listed: Callable[[int], None] | None = None
 ) -> SweepReport:
     """One run of the storage sweeper, with the settings `budapp serve` would use."""
-    from budapp.main import object_storage, storage_sweeper  # noqa: PLC0415 - main is heavy
+    from budapp.startup import object_storage, storage_sweeper  # noqa: PLC0415 - heavy
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.should_auto_migrate:

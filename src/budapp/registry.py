@@ -9,11 +9,11 @@ from budapp.core.db import Base
 from budapp.credentials.models import Credential
 from budapp.datasets.models import Dataset, DatasetVersion
 from budapp.endpoints.models import Endpoint, EndpointReplica
-from budapp.gateway.models import UsageDaily, UsageHourly, UsageRecord
 from budapp.notifications.models import Notification
 from budapp.organizations.models import Organization
 from budapp.projects.models import Project, ProjectMember
 from budapp.routers.models import ProjectRateLimit, Router
+from budapp.usage.models import UsageDaily, UsageHourly, UsageRecord
 from budapp.users.models import User
 from budapp.webhooks.models import Webhook, WebhookDelivery
 from budapp.workflows.models import WorkflowRun, WorkflowStep

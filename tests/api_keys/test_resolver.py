@@ -22,10 +22,11 @@ from budapp.adapters.events import EventBus, Handler, MemoryEventBus
 from budapp.adapters.events.redis import RedisEventBus
 from budapp.api_keys import resolver as resolver_module
 from budapp.api_keys.models import ApiKey
-from budapp.api_keys.resolver import REVOKED_TOPIC, ApiKeyResolver
+from budapp.api_keys.resolver import API_KEY_RESOLVER, REVOKED_TOPIC, ApiKeyResolver
 from budapp.api_keys.schemas import ApiKeyCreate, ApiKeyCreated
 from budapp.api_keys.service import ApiKeyService, new_key
 from budapp.core.auth import Principal
+from budapp.core.components import components
 from budapp.core.db import BudappSession, after_commit, session_scope, utcnow
 from budapp.core.errors import Conflict, NotFound, Unauthorized
 from budapp.core.roles import ProjectRole, Role
@@ -73,9 +74,9 @@ class Owner:
 async def quiet_app_resolver(app: FastAPI) -> AsyncIterator[None]:
     """Stops the app's own resolver from flushing in the background, so the only statements
     on the engine are the ones a test makes."""
-    await app.state.api_key_resolver.close()
+    await components(app)[API_KEY_RESOLVER].close()
     yield
-    await app.state.api_key_resolver.start()
+    await components(app)[API_KEY_RESOLVER].start()
 
 
 @pytest.fixture
@@ -90,25 +91,25 @@ async def owner(app: FastAPI) -> Owner:
 async def resolver(app: FastAPI) -> AsyncIterator[ApiKeyResolver]:
     """A resolver of its own (never started: no background flush), on the app's database."""
     own = ApiKeyResolver(
-        app.state.session_factory, ResyncableBus(), ttl_seconds=TTL, flush_seconds=3600
+        components(app).session_factory, ResyncableBus(), ttl_seconds=TTL, flush_seconds=3600
     )
     yield own
     await own.close()
 
 
 async def issue(app: FastAPI, owner: Owner, **fields: Any) -> ApiKeyCreated:
-    async with session_scope(app.state.session_factory) as session:
-        service = ApiKeyService(session, app.state.event_bus)
+    async with session_scope(components(app).session_factory) as session:
+        service = ApiKeyService(session, components(app).event_bus)
         return await service.create(await owner.access(session), ApiKeyCreate(name="k", **fields))
 
 
 async def revoke(app: FastAPI, owner: Owner, key_id: uuid.UUID, bus: EventBus) -> None:
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         await ApiKeyService(session, bus).revoke(await owner.access(session), key_id)
 
 
 async def stored(app: FastAPI, key_id: uuid.UUID) -> ApiKey:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         key = await session.get(ApiKey, key_id)
         assert key is not None
         return key
@@ -126,9 +127,9 @@ async def test_a_warm_lookup_makes_no_database_query(
 ) -> None:
     key = await issue(app, owner)
 
-    with sql_statements(app.state.engine) as cold:
+    with sql_statements(components(app).engine) as cold:
         identity = await resolver.resolve(key.key)
-    with sql_statements(app.state.engine) as warm:
+    with sql_statements(components(app).engine) as warm:
         for _ in range(100):
             assert await resolver.resolve(key.key) == identity
 
@@ -146,9 +147,9 @@ async def test_a_warm_lookup_makes_no_database_query(
 async def test_an_unknown_key_is_remembered_briefly(app: FastAPI, resolver: ApiKeyResolver) -> None:
     unknown = new_key()
 
-    with sql_statements(app.state.engine) as first, pytest.raises(Unauthorized):
+    with sql_statements(components(app).engine) as first, pytest.raises(Unauthorized):
         await resolver.resolve(unknown)
-    with sql_statements(app.state.engine) as again, pytest.raises(Unauthorized):
+    with sql_statements(components(app).engine) as again, pytest.raises(Unauthorized):
         await resolver.resolve(unknown)
 
     assert len(first) == 1
@@ -165,7 +166,7 @@ async def test_an_unknown_key_is_looked_up_again_after_the_negative_ttl(
         await resolver.resolve(unknown)
 
     await asyncio.sleep(0.1)
-    with sql_statements(app.state.engine) as later, pytest.raises(Unauthorized):
+    with sql_statements(components(app).engine) as later, pytest.raises(Unauthorized):
         await resolver.resolve(unknown)
 
     assert len(later) == 1
@@ -174,7 +175,7 @@ async def test_an_unknown_key_is_looked_up_again_after_the_negative_ttl(
 async def test_a_malformed_key_never_reaches_the_database(
     app: FastAPI, resolver: ApiKeyResolver
 ) -> None:
-    with sql_statements(app.state.engine) as statements:
+    with sql_statements(components(app).engine) as statements:
         for raw in ("", "bud_sk_short", "sk_" + "a" * 47, new_key() + "x", new_key()[:-1]):
             with pytest.raises(Unauthorized):
                 await resolver.resolve(raw)
@@ -186,13 +187,13 @@ async def test_a_warm_entry_still_honours_the_expiry(
 ) -> None:
     key = await issue(app, owner, expires_in_days=1)
     soon = utcnow() + timedelta(seconds=0.5)
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(expires_at=soon))
     assert (await resolver.resolve(key.key)).expires_at == soon
 
     await asyncio.sleep(max(0.0, (soon - utcnow()).total_seconds()) + 0.05)
     with (
-        sql_statements(app.state.engine) as statements,
+        sql_statements(components(app).engine) as statements,
         pytest.raises(Unauthorized, match="expired"),
     ):
         await resolver.resolve(key.key)
@@ -203,17 +204,17 @@ async def test_a_warm_entry_still_honours_the_expiry(
 
 
 async def test_the_revocation_event_evicts_the_entry(app: FastAPI, owner: Owner) -> None:
-    resolver: ApiKeyResolver = app.state.api_key_resolver
+    resolver: ApiKeyResolver = components(app)[API_KEY_RESOLVER]
     key, other = await issue(app, owner), await issue(app, owner)
     await resolver.resolve(key.key)
     await resolver.resolve(other.key)
 
-    await app.state.event_bus.publish(REVOKED_TOPIC, {"key_id": str(key.id)})
+    await components(app).event_bus.publish(REVOKED_TOPIC, {"key_id": str(key.id)})
     # Payloads that name no key of ours, or no key at all, change nothing.
     for payload in ({"key_id": str(uuid.uuid4())}, {"key_id": "not-a-uuid"}, {}):
-        await app.state.event_bus.publish(REVOKED_TOPIC, payload)
+        await components(app).event_bus.publish(REVOKED_TOPIC, payload)
 
-    with sql_statements(app.state.engine) as statements:
+    with sql_statements(components(app).engine) as statements:
         # Still valid in the database: the event alone made the resolver look again.
         assert (await resolver.resolve(key.key)).key_id == key.id
         assert (await resolver.resolve(other.key)).key_id == other.id
@@ -222,14 +223,16 @@ async def test_the_revocation_event_evicts_the_entry(app: FastAPI, owner: Owner)
 
 async def test_a_resync_signal_clears_the_cache(app: FastAPI, owner: Owner) -> None:
     bus = ResyncableBus()
-    resolver = ApiKeyResolver(app.state.session_factory, bus, ttl_seconds=TTL, flush_seconds=3600)
+    resolver = ApiKeyResolver(
+        components(app).session_factory, bus, ttl_seconds=TTL, flush_seconds=3600
+    )
     keys = [await issue(app, owner) for _ in range(3)]
     for key in keys:
         await resolver.resolve(key.key)
 
     bus.resync()
 
-    with sql_statements(app.state.engine) as statements:
+    with sql_statements(components(app).engine) as statements:
         for key in keys:
             await resolver.resolve(key.key)
     assert len(statements) == 3
@@ -240,7 +243,9 @@ async def test_a_revoked_key_is_refused_at_once_in_the_same_process(
     app: FastAPI, owner: Owner
 ) -> None:
     bus = ResyncableBus()
-    resolver = ApiKeyResolver(app.state.session_factory, bus, ttl_seconds=TTL, flush_seconds=3600)
+    resolver = ApiKeyResolver(
+        components(app).session_factory, bus, ttl_seconds=TTL, flush_seconds=3600
+    )
     key = await issue(app, owner)
     await resolver.resolve(key.key)
 
@@ -266,7 +271,7 @@ async def test_a_revocation_heard_during_a_lookup_is_not_undone_by_it(
             return value
 
     slow = async_sessionmaker(
-        app.state.engine, class_=SlowSession, sync_session_class=BudappSession
+        components(app).engine, class_=SlowSession, sync_session_class=BudappSession
     )
     bus = ResyncableBus()
     resolver = ApiKeyResolver(slow, bus, ttl_seconds=TTL, flush_seconds=3600)
@@ -297,7 +302,7 @@ async def test_last_used_is_written_in_one_batch_not_per_request(
     last_use = utcnow()
     assert (await stored(app, busy.id)).last_used_at is None
 
-    with sql_statements(app.state.engine) as statements:
+    with sql_statements(components(app).engine) as statements:
         await resolver.flush_usage()
 
     assert len(updates(statements)) == 2  # one per key, not one per use
@@ -305,7 +310,7 @@ async def test_last_used_is_written_in_one_batch_not_per_request(
     assert busy_row.last_used_at is not None
     assert quiet_row.last_used_at is not None
     assert abs(busy_row.last_used_at - last_use) < timedelta(seconds=5)
-    with sql_statements(app.state.engine) as idle:
+    with sql_statements(components(app).engine) as idle:
         await resolver.flush_usage()
     assert idle == []
 
@@ -315,7 +320,7 @@ async def test_last_used_never_moves_backwards(
 ) -> None:
     key = await issue(app, owner)
     later = utcnow() + timedelta(hours=1)
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=later))
 
     await resolver.resolve(key.key)
@@ -326,7 +331,7 @@ async def test_last_used_never_moves_backwards(
 
 async def test_close_flushes_pending_uses(app: FastAPI, owner: Owner) -> None:
     resolver = ApiKeyResolver(
-        app.state.session_factory, ResyncableBus(), ttl_seconds=TTL, flush_seconds=3600
+        components(app).session_factory, ResyncableBus(), ttl_seconds=TTL, flush_seconds=3600
     )
     await resolver.start()
     key = await issue(app, owner)
@@ -341,7 +346,7 @@ async def test_close_flushes_pending_uses(app: FastAPI, owner: Owner) -> None:
 
 async def test_the_background_task_flushes_periodically(app: FastAPI, owner: Owner) -> None:
     resolver = ApiKeyResolver(
-        app.state.session_factory, ResyncableBus(), ttl_seconds=TTL, flush_seconds=0.05
+        components(app).session_factory, ResyncableBus(), ttl_seconds=TTL, flush_seconds=0.05
     )
     await resolver.start()
     key = await issue(app, owner)
@@ -368,7 +373,7 @@ async def test_a_revocation_reaches_the_other_replica_before_the_ttl(
     app: FastAPI, owner: Owner, replica_buses: tuple[RedisEventBus, RedisEventBus]
 ) -> None:
     bus_one, bus_two = replica_buses
-    factory = app.state.session_factory
+    factory = components(app).session_factory
     one = ApiKeyResolver(factory, bus_one, ttl_seconds=TTL, flush_seconds=3600)
     two = ApiKeyResolver(factory, bus_two, ttl_seconds=TTL, flush_seconds=3600)
     await bus_one.start()
@@ -377,7 +382,7 @@ async def test_a_revocation_reaches_the_other_replica_before_the_ttl(
     try:
         await one.resolve(key.key)
         await two.resolve(key.key)
-        with sql_statements(app.state.engine) as statements:
+        with sql_statements(components(app).engine) as statements:
             await two.resolve(key.key)
         assert statements == []  # warm: only the event can make it look again
 
@@ -402,7 +407,7 @@ async def test_a_revocation_reaches_the_other_replica_before_the_ttl(
 
 
 async def _organization_named(app: FastAPI, name: str) -> Organization | None:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         organization: Organization | None = await session.scalar(
             select(Organization).where(Organization.name == name)
         )
@@ -417,7 +422,7 @@ async def test_after_commit_actions_run_once_the_work_is_committed(app: FastAPI)
         # Another session sees the row: the transaction is over, not merely flushed.
         seen.append(await _organization_named(app, name) is not None)
 
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         session.add(Organization(name=name))
         await session.flush()
         after_commit(session, announce)
@@ -440,7 +445,7 @@ async def test_after_commit_actions_do_not_run_after_a_rollback(
         ran.append("announced")
 
     async def unit_of_work() -> None:
-        async with session_scope(app.state.session_factory) as session:
+        async with session_scope(components(app).session_factory) as session:
             session.add(Organization(name=name))
             await session.flush()
             after_commit(session, announce)
@@ -463,7 +468,7 @@ async def test_after_commit_actions_run_when_an_error_keeps_the_work(app: FastAP
         ran.append("announced")
 
     async def unit_of_work() -> None:
-        async with session_scope(app.state.session_factory) as session:
+        async with session_scope(components(app).session_factory) as session:
             after_commit(session, announce)
             raise KeptConflict("kept")
 
@@ -480,7 +485,7 @@ async def test_a_revocation_that_rolls_back_is_not_announced(app: FastAPI, owner
     key = await issue(app, owner)
 
     async def failing_request() -> None:
-        async with session_scope(app.state.session_factory) as session:
+        async with session_scope(components(app).session_factory) as session:
             await ApiKeyService(session, bus).revoke(await owner.access(session), key.id)
             raise RuntimeError("the request failed after the revocation")
 

@@ -15,6 +15,8 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from budapp.api_keys.models import ApiKey
+from budapp.api_keys.resolver import API_KEY_RESOLVER
+from budapp.core.components import components
 from budapp.core.db import session_scope
 from tests.factories import World
 
@@ -63,11 +65,11 @@ async def current(client: httpx.AsyncClient, headers: dict[str, str]) -> httpx.R
 
 async def move_expiry(app: FastAPI, key_id: str, expires_at: datetime) -> None:
     """Moves time for one key: edits its expiry in place and drops the resolver's copy."""
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         await session.execute(
             update(ApiKey).where(ApiKey.id == uuid.UUID(key_id)).values(expires_at=expires_at)
         )
-    app.state.api_key_resolver.forget(uuid.UUID(key_id))
+    components(app)[API_KEY_RESOLVER].forget(uuid.UUID(key_id))
 
 
 def assert_unauthorized(response: httpx.Response) -> None:
@@ -124,7 +126,7 @@ async def test_only_the_hash_of_the_key_is_stored(
     assert (await revoke_key(client, world, created["id"])).status_code == 204
     digest = hashlib.sha256(raw.encode()).hexdigest()
 
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         table = ApiKey.__table__
         row = (await session.execute(select(table))).mappings().one()
     assert row["key_hash"] == digest
@@ -196,7 +198,7 @@ async def test_an_invalid_expiry_is_refused(
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         assert (await session.scalars(select(ApiKey))).all() == []
 
 

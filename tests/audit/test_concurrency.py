@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from budapp.audit.models import AuditChainHead, AuditRecord
+from budapp.core.components import components
 from tests.factories import PASSWORD, World
 
 CREATORS = ["project_admin", "org_admin", "super_admin", "org_admin_b"]
@@ -27,7 +28,7 @@ EDITORS = [
 
 
 async def chain_state(app: FastAPI) -> tuple[list[AuditRecord], AuditChainHead]:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         records = (await session.scalars(select(AuditRecord).order_by(AuditRecord.sequence))).all()
         head = await session.get(AuditChainHead, 1)
         assert head is not None

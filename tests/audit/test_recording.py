@@ -14,6 +14,7 @@ from sqlalchemy import func, select, text
 
 from budapp.audit.models import AuditRecord
 from budapp.audit.schemas import AuditRead
+from budapp.core.components import components
 from tests.factories import PASSWORD, Account, World
 
 USER_AGENT = "audit-tests/1.0"
@@ -26,7 +27,7 @@ def sent_by(account: Account | None, request_id: str) -> dict[str, str]:
 
 async def records_of(app: FastAPI, request_id: str) -> list[AuditRead]:
     """The records a request left, read from the database as the API would show them."""
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         statement = (
             select(AuditRecord)
             .where(AuditRecord.request_id == request_id)
@@ -36,7 +37,7 @@ async def records_of(app: FastAPI, request_id: str) -> list[AuditRead]:
 
 
 async def record_count(app: FastAPI) -> int:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         return int(await session.scalar(select(func.count()).select_from(AuditRecord)) or 0)
 
 
@@ -611,7 +612,7 @@ async def test_reads_record_nothing(app: FastAPI, client: httpx.AsyncClient, wor
 
 
 async def _stored_secrets(app: FastAPI) -> list[str]:
-    async with app.state.engine.connect() as connection:
+    async with components(app).engine.connect() as connection:
         hashes = await connection.execute(
             text("SELECT password_hash FROM users WHERE password_hash IS NOT NULL")
         )
@@ -620,7 +621,7 @@ async def _stored_secrets(app: FastAPI) -> list[str]:
 
 
 async def _raw_audit_rows(app: FastAPI) -> str:
-    async with app.state.engine.connect() as connection:
+    async with components(app).engine.connect() as connection:
         rows = await connection.execute(text("SELECT * FROM audit_records"))
         return json.dumps([list(row) for row in rows], default=str)
 

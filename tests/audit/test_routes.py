@@ -16,11 +16,12 @@ from sqlalchemy import select
 
 from budapp.audit.models import AuditRecord
 from budapp.audit.schemas import AuditRead
+from budapp.core.components import components
 from tests.factories import World
 
 
 async def all_records(app: FastAPI) -> list[AuditRecord]:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         statement = select(AuditRecord).order_by(AuditRecord.sequence)
         return list((await session.scalars(statement)).all())
 

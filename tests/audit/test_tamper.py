@@ -18,6 +18,7 @@ from sqlalchemy import delete, insert, select, text, update
 
 from budapp.audit.chain import GENESIS_HASH, HASHED_FIELDS, link_hash
 from budapp.audit.models import AuditChainHead, AuditRecord
+from budapp.core.components import components
 from budapp.core.roles import Role
 from tests.factories import create_account, create_organization, login
 
@@ -41,17 +42,17 @@ class Chain:
         return result
 
     async def row(self, sequence: int) -> dict[str, Any]:
-        async with self.app.state.engine.connect() as connection:
+        async with components(self.app).engine.connect() as connection:
             statement = select(RECORDS).where(RECORDS.c.sequence == sequence)
             return dict((await connection.execute(statement)).mappings().one())
 
     async def execute(self, *statements: Any) -> None:
-        async with self.app.state.engine.begin() as connection:
+        async with components(self.app).engine.begin() as connection:
             for statement in statements:
                 await connection.execute(statement)
 
     async def tamper(self, at: int, /, **values: Any) -> None:
-        async with self.app.state.engine.begin() as connection:
+        async with components(self.app).engine.begin() as connection:
             if "details" in values:
                 # JSON text through plain SQL, as a forger would write it.
                 await connection.execute(
@@ -105,7 +106,7 @@ async def chain(app: FastAPI, client: httpx.AsyncClient) -> Chain:
         "last_sequence": length,
         "first_broken": None,
     }
-    async with app.state.engine.connect() as connection:
+    async with components(app).engine.connect() as connection:
         statement = select(RECORDS.c.sequence).where(RECORDS.c.action == "user.update")
         target = (await connection.execute(statement)).scalar_one()
     assert 3 < target < length - 3

@@ -4,6 +4,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from budapp.auth.throttle import LOGIN_THROTTLE
+from budapp.core.components import components
 from budapp.core.origin import parse_networks
 from budapp.core.roles import Role
 from tests.factories import PASSWORD, World, create_account, create_organization, login
@@ -152,7 +154,7 @@ async def test_login_honours_forwarded_for_from_a_trusted_proxy_range(
     client: httpx.AsyncClient, world: World, app: FastAPI
 ) -> None:
     settings = app.state.settings
-    app.state.trusted_networks = parse_networks(["127.0.0.0/8"])
+    components(app).trusted_networks = parse_networks(["127.0.0.0/8"])
     # httpx's ASGI transport presents the peer as 127.0.0.1.
     try:
         limit = settings.login_max_attempts_per_address
@@ -173,7 +175,7 @@ async def test_login_honours_forwarded_for_from_a_trusted_proxy_range(
             headers={"X-Forwarded-For": "203.0.113.8"},
         )
     finally:
-        app.state.trusted_networks = []
+        components(app).trusted_networks = []
     assert blocked.status_code == 429
     assert other_client.status_code == 200
 
@@ -183,7 +185,7 @@ async def test_login_is_503_when_the_cache_is_down(
 ) -> None:
     from budapp.adapters.cache.redis import RedisWindowCounter  # noqa: PLC0415
 
-    throttle = app.state.login_throttle
+    throttle = components(app)[LOGIN_THROTTLE]
     healthy = throttle.counter
     throttle.counter = RedisWindowCounter.from_url("redis://127.0.0.1:1/0")
     try:

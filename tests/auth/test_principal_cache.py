@@ -17,10 +17,12 @@ from fastapi import FastAPI
 
 from budapp.adapters.events import MemoryEventBus
 from budapp.adapters.events.redis import RedisEventBus
-from budapp.auth.principals import PRINCIPALS_CHANGED_TOPIC, PrincipalCache
+from budapp.auth.principals import PRINCIPAL_CACHE, PRINCIPALS_CHANGED_TOPIC, PrincipalCache
 from budapp.auth.repository import AuthSessionRepository
 from budapp.auth.service import TokenAuthenticator
+from budapp.auth.tokens import TOKEN_ISSUER
 from budapp.core.auth import Principal
+from budapp.core.components import components
 from budapp.core.db import create_session_factory, session_scope, utcnow
 from budapp.core.roles import Role
 from budapp.events.service import bind_event_bus
@@ -57,9 +59,9 @@ async def test_a_checked_token_is_answered_without_the_database(
     app: FastAPI, client: httpx.AsyncClient, world: World
 ) -> None:
     headers = world["user"].headers
-    with sql_statements(app.state.engine) as cold:
+    with sql_statements(components(app).engine) as cold:
         assert (await _me(client, headers)).status_code == 200
-    with sql_statements(app.state.engine) as warm:
+    with sql_statements(components(app).engine) as warm:
         for _ in range(5):
             assert (await _me(client, headers)).status_code == 200
     assert _touches_sessions(cold)
@@ -136,12 +138,12 @@ async def test_logging_out_everywhere_evicts_every_token_of_the_user(
 async def test_a_bulk_session_revocation_announces_its_users_only(
     app: FastAPI, world: World
 ) -> None:
-    cache: PrincipalCache = app.state.principal_cache
+    cache: PrincipalCache = components(app)[PRINCIPAL_CACHE]
     revoked, spared = _principal(world["user"].id), _principal(world["org_admin"].id)
     cache.put("revoked", revoked, time.time() + 60, cache.mark())
     cache.put("spared", spared, time.time() + 60, cache.mark())
 
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         await AuthSessionRepository(session).revoke_all_for_user(revoked.user_id, "test", utcnow())
 
     assert cache.get("revoked") is None
@@ -149,12 +151,12 @@ async def test_a_bulk_session_revocation_announces_its_users_only(
 
 
 async def test_a_change_that_rolls_back_is_not_announced(app: FastAPI, world: World) -> None:
-    cache: PrincipalCache = app.state.principal_cache
+    cache: PrincipalCache = components(app)[PRINCIPAL_CACHE]
     principal = _principal(world["user"].id)
     cache.put("user", principal, time.time() + 60, cache.mark())
 
     async def deactivate_then_fail() -> None:
-        async with session_scope(app.state.session_factory) as session:
+        async with session_scope(components(app).session_factory) as session:
             user = await session.get(User, principal.user_id)
             assert user is not None
             user.is_active = False
@@ -168,11 +170,11 @@ async def test_a_change_that_rolls_back_is_not_announced(app: FastAPI, world: Wo
 
 
 async def test_an_unchanged_user_announces_nothing(app: FastAPI, world: World) -> None:
-    cache: PrincipalCache = app.state.principal_cache
+    cache: PrincipalCache = components(app)[PRINCIPAL_CACHE]
     principal = _principal(world["user"].id)
     cache.put("user", principal, time.time() + 60, cache.mark())
 
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         user = await session.get(User, principal.user_id)
         assert user is not None
         user.name = user.name  # set, but not changed
@@ -219,7 +221,7 @@ def test_a_resync_signal_clears_everything() -> None:
 
 def test_a_ttl_of_zero_turns_the_cache_off(app: FastAPI) -> None:
     cache = PrincipalCache(MemoryEventBus(), ttl_seconds=0)
-    assert TokenAuthenticator(app.state.token_issuer, cache).cache is None
+    assert TokenAuthenticator(components(app)[TOKEN_ISSUER], cache).cache is None
 
 
 # --- replicas -------------------------------------------------------------------------------
@@ -245,7 +247,7 @@ async def test_a_deactivation_reaches_the_other_replica(
     other_replica.put("untouched", untouched, time.time() + 300, other_replica.mark())
 
     # This replica's unit of work, on a factory bound to its own bus.
-    factory = create_session_factory(app.state.engine)
+    factory = create_session_factory(components(app).engine)
     bind_event_bus(factory, bus_one)
     async with session_scope(factory) as session:
         user = await session.get(User, deactivated.user_id)

@@ -10,6 +10,8 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
+from budapp.auth.tokens import TOKEN_ISSUER
+from budapp.core.components import components
 from budapp.core.db import utcnow
 from tests.factories import World, login
 
@@ -130,7 +132,7 @@ async def test_expired_token_is_refused(
 ) -> None:
     user = world["user"]
     claims = jwt.decode(user.token, options={"verify_signature": False})
-    token, _ = app.state.token_issuer.issue(
+    token, _ = components(app)[TOKEN_ISSUER].issue(
         user_id=user.id,
         session_id=uuid.UUID(claims["sid"]),
         organization_id=user.organization_id,

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from budapp.adapters.storage import LocalObjectStorage
 from budapp.adapters.storage.s3 import S3ObjectStorage
 from budapp.catalog.models import Model, ModelFile
+from budapp.core.components import STORAGE, components
 
 
 def sha256(data: bytes) -> str:
@@ -50,7 +51,7 @@ async def wait_for_scan(
 
 def stored_objects(app: FastAPI) -> set[str]:
     """Every object in the app's storage, and nothing half-written (asserted)."""
-    storage = app.state.storage
+    storage = components(app)[STORAGE]
     if isinstance(storage, LocalObjectStorage):
         root: Path = storage.root
         assert list((root / ".incoming").iterdir()) == []
@@ -67,7 +68,7 @@ def stored_objects(app: FastAPI) -> set[str]:
 
 
 async def count_rows(app: FastAPI) -> tuple[int, int]:
-    async with app.state.engine.connect() as connection:
+    async with components(app).engine.connect() as connection:
         models = (await connection.execute(select(func.count()).select_from(Model))).one()[0]
         files = (await connection.execute(select(func.count()).select_from(ModelFile))).one()[0]
     return int(models), int(files)

@@ -14,6 +14,8 @@ from sqlalchemy import select
 
 from budapp.audit.models import AuditRecord
 from budapp.catalog.models import ScanStatus
+from budapp.catalog.scanning import SCAN_WORKER
+from budapp.core.components import STORAGE, components
 from tests.catalog import samples
 from tests.catalog.helpers import (
     count_rows,
@@ -197,7 +199,7 @@ async def test_poisoned_model_is_blocked_until_an_org_admin_overrides(
     assert allowed.json()["data"]["scan_override_by"] == str(world["org_admin"].id)
     assert (await client.get(f"/models/{model['id']}/deployable", headers=user)).status_code == 200
 
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         records = (
             await session.scalars(
                 select(AuditRecord).where(
@@ -339,15 +341,15 @@ async def test_object_altered_in_storage_fails_the_scan(
 ) -> None:
     headers = world["user"].headers
     # Hold the worker back while the stored object is swapped.
-    await app.state.scan_worker.close()
+    await components(app)[SCAN_WORKER].close()
     try:
         response = await upload_model(client, headers, {"config.json": samples.config_json()})
         created = response.json()["data"]
         key = f"models/{world.org_a}/{created['id']}/{created['files'][0]['id']}"
-        (app.state.storage.root / key).write_bytes(b'{"tampered": true}')
-        assert await app.state.scan_worker.run_once() is True
+        (components(app)[STORAGE].root / key).write_bytes(b'{"tampered": true}')
+        assert await components(app)[SCAN_WORKER].run_once() is True
     finally:
-        await app.state.scan_worker.start()
+        await components(app)[SCAN_WORKER].start()
     model = await wait_for_scan(client, headers, created["id"])
     assert [f["code"] for f in model["scan_findings"]] == ["checksum_mismatch"]
 
@@ -466,7 +468,7 @@ async def test_delete_is_soft_and_refused_while_referenced(
     async def endpoints_using(_: Any, resource_id: uuid.UUID) -> str | None:
         return "1 endpoint(s)" if resource_id in in_use else None
 
-    app.state.references.register("model", endpoints_using)
+    components(app).references.register("model", endpoints_using)
     refused = await client.delete(f"/models/{model_id}", headers=headers)
     assert refused.status_code == 409
     in_use.clear()
@@ -509,7 +511,7 @@ async def test_leaderboard_ranks_by_best_result(
         (ids[0], "ttft_ms", 120.0, False),
         (ids[1], "ttft_ms", 80.0, False),
     ]
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         for model_id, metric, value, higher in results:
             session.add(
                 ModelEvaluation(

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from budapp.adapters.storage import LocalObjectStorage, StorageError
 from budapp.catalog.models import JobStatus, ScanJob
-from budapp.catalog.scanning import ScanLimits, ScanWorker
+from budapp.catalog.scanning import SCAN_WORKER, ScanLimits, ScanWorker
+from budapp.core.components import STORAGE, components
 from budapp.core.db import utcnow
 from tests.catalog import samples
 from tests.catalog.helpers import upload_model
@@ -42,9 +43,9 @@ def limits(max_attempts: int = 3) -> ScanLimits:
 
 @pytest.fixture
 async def paused_worker(app: FastAPI) -> AsyncIterator[None]:
-    await app.state.scan_worker.close()
+    await components(app)[SCAN_WORKER].close()
     yield
-    await app.state.scan_worker.start()
+    await components(app)[SCAN_WORKER].start()
 
 
 async def queued_model(client: httpx.AsyncClient, world: World) -> str:
@@ -55,7 +56,7 @@ async def queued_model(client: httpx.AsyncClient, world: World) -> str:
 
 
 async def job_of(app: FastAPI, model_id: str) -> ScanJob:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         job = await session.scalar(select(ScanJob).where(ScanJob.model_id == uuid.UUID(model_id)))
         assert job is not None
         return job
@@ -71,7 +72,9 @@ async def test_scan_queued_before_a_restart_runs_in_the_new_worker(
 ) -> None:
     model_id = await queued_model(client, world)
     assert (await job_of(app, model_id)).status is JobStatus.QUEUED
-    restarted = ScanWorker(app.state.session_factory, app.state.storage, tmp_path, limits())
+    restarted = ScanWorker(
+        components(app).session_factory, components(app)[STORAGE], tmp_path, limits()
+    )
     assert await restarted.run_once() is True
     assert await restarted.run_once() is False
     assert (await job_of(app, model_id)).status is JobStatus.DONE
@@ -83,15 +86,17 @@ async def test_a_running_scan_is_taken_over_only_after_its_lease(
 ) -> None:
     model_id = await queued_model(client, world)
     job = await job_of(app, model_id)
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         row = await session.get(ScanJob, job.id)
         assert row is not None
         row.status = JobStatus.RUNNING
         row.lease_until = utcnow() + timedelta(minutes=5)
         await session.commit()
-    worker = ScanWorker(app.state.session_factory, app.state.storage, tmp_path, limits())
+    worker = ScanWorker(
+        components(app).session_factory, components(app)[STORAGE], tmp_path, limits()
+    )
     assert await worker.run_once() is False  # another replica holds it
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         row = await session.get(ScanJob, job.id)
         assert row is not None
         row.lease_until = utcnow() - timedelta(seconds=1)  # that replica died
@@ -104,8 +109,8 @@ async def test_storage_failures_are_retried_then_reported(
     app: FastAPI, client: httpx.AsyncClient, world: World, paused_worker: None, tmp_path: Path
 ) -> None:
     model_id = await queued_model(client, world)
-    broken = UnreachableStorage(app.state.storage.root)
-    worker = ScanWorker(app.state.session_factory, broken, tmp_path, limits(max_attempts=2))
+    broken = UnreachableStorage(components(app)[STORAGE].root)
+    worker = ScanWorker(components(app).session_factory, broken, tmp_path, limits(max_attempts=2))
     assert await worker.run_once() is True
     job = await job_of(app, model_id)
     assert (job.status, job.attempts) == (JobStatus.QUEUED, 1)
@@ -123,11 +128,15 @@ async def test_two_workers_never_take_the_same_scan(
     app: FastAPI, client: httpx.AsyncClient, world: World, paused_worker: None, tmp_path: Path
 ) -> None:
     model_id = await queued_model(client, world)
-    first = ScanWorker(app.state.session_factory, app.state.storage, tmp_path, limits())
-    second = ScanWorker(app.state.session_factory, app.state.storage, tmp_path, limits())
+    first = ScanWorker(
+        components(app).session_factory, components(app)[STORAGE], tmp_path, limits()
+    )
+    second = ScanWorker(
+        components(app).session_factory, components(app)[STORAGE], tmp_path, limits()
+    )
     now = utcnow()
     job = await job_of(app, model_id)
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         from budapp.catalog.repository import ScanJobRepository  # noqa: PLC0415
 
         repository = ScanJobRepository(session)

@@ -24,7 +24,8 @@ from budapp.audit.models import AuditRecord
 from budapp.catalog import sweeper as sweeper_module
 from budapp.catalog.models import Model, ModelFile, ModelSource, ScanStatus
 from budapp.catalog.objects import MODEL_FILES
-from budapp.catalog.sweeper import StorageSweeper
+from budapp.catalog.sweeper import STORAGE_SWEEPER, StorageSweeper
+from budapp.core.components import STORAGE, components
 from budapp.core.db import session_scope, utcnow
 from budapp.datasets.models import Dataset, DatasetFormat, DatasetVersion
 from budapp.datasets.objects import DATASET_FILES
@@ -46,7 +47,7 @@ def sweeper_for(
     app: FastAPI, storage: ObjectStorage, retention: timedelta | None = RETENTION
 ) -> StorageSweeper:
     return StorageSweeper(
-        app.state.session_factory,
+        components(app).session_factory,
         storage,
         [MODEL_FILES, DATASET_FILES],
         grace=GRACE,
@@ -79,7 +80,7 @@ async def add_model(
     """A local model with stored files, as an upload leaves it."""
     model_id = uuid.uuid4()
     keys = []
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         session.add(
             Model(
                 id=model_id,
@@ -114,7 +115,7 @@ async def add_dataset(
 ) -> tuple[uuid.UUID, str]:
     dataset_id, version_id = uuid.uuid4(), uuid.uuid4()
     key = await store(storage, f"datasets/{organization}/{dataset_id}/{version_id}")
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         session.add(
             Dataset(
                 id=dataset_id,
@@ -143,7 +144,7 @@ async def add_dataset(
 
 
 async def purge_records(app: FastAPI, action: str) -> int:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         statement = select(func.count()).where(AuditRecord.action == action)
         return int(await session.scalar(statement) or 0)
 
@@ -191,7 +192,7 @@ async def test_references_are_looked_up_once_per_page_of_listed_objects(
     for _ in range(5):  # three pages of two
         await store(storage, f"models/{organization}/{uuid.uuid4()}/{uuid.uuid4()}")
 
-    with sql_statements(app.state.engine) as statements:
+    with sql_statements(components(app).engine) as statements:
         report = await sweeper_for(app, storage).sweep(now=utcnow() + timedelta(days=2))
 
     lookups = [s for s in statements if s.startswith("SELECT model_files.object_key")]
@@ -214,7 +215,7 @@ async def test_objects_of_real_uploads_count_as_referenced(
         headers=headers,
     )
     assert data.status_code == 201, data.text
-    storage = app.state.storage
+    storage = components(app)[STORAGE]
     live = stored_objects(app) - before
     assert len(live) == 2, live
 
@@ -259,7 +260,7 @@ async def test_files_of_a_deleted_model_go_after_the_retention_and_only_once(
 
     again = await sweeper.sweep(now=first_run + timedelta(days=1))
     assert again.purged == 0
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         model = await session.get(Model, model_id)
         assert model is not None
         assert model.files_purged_at == first_run
@@ -285,7 +286,7 @@ async def test_files_of_a_deleted_dataset_go_after_the_retention(
 
     assert (report.purged, report.orphans) == (1, 0)
     assert not await exists(storage, key)
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         dataset = await session.get(Dataset, dataset_id)
         assert dataset is not None
         assert dataset.files_purged_at is not None
@@ -322,7 +323,7 @@ async def test_a_dry_run_counts_and_deletes_nothing(
     assert (report.dry_run, report.purged, report.orphans, report.bytes_freed) == (True, 1, 1, 14)
     assert await exists(storage, model_file)
     assert await exists(storage, orphan)
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         model = await session.get(Model, model_id)
         assert model is not None
         assert model.files_purged_at is None
@@ -365,7 +366,7 @@ async def test_a_failing_delete_is_counted_and_the_run_goes_on(
     assert not await exists(storage, other_file)
     assert await exists(storage, refused_orphan)
     # Not every file went: the model stays unmarked, and the next run finishes the job.
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         assert (await session.get(Model, model_id)).files_purged_at is None  # type: ignore[union-attr]
     refusing.refused.clear()
     retry = await sweeper_for(app, refusing).sweep(now=now)  # type: ignore[arg-type]
@@ -436,7 +437,7 @@ async def test_the_background_sweep_runs_and_stops(
     two_days_ago = (utcnow() - timedelta(days=2)).timestamp()
     os.utime(storage.root / orphan, (two_days_ago, two_days_ago))
     sweeper = StorageSweeper(
-        app.state.session_factory,
+        components(app).session_factory,
         storage,
         [MODEL_FILES],
         grace=GRACE,
@@ -456,4 +457,4 @@ async def test_the_background_sweep_runs_and_stops(
 
 
 async def test_interval_zero_sweeps_nothing_in_the_background(app: FastAPI) -> None:
-    assert not app.state.storage_sweeper._task.running
+    assert not components(app)[STORAGE_SWEEPER]._task.running

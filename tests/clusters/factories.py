@@ -5,6 +5,7 @@ import uuid
 from fastapi import FastAPI
 
 from budapp.clusters.models import Cluster, ClusterProviderKind
+from budapp.core.components import components
 
 
 async def create_cluster(
@@ -14,7 +15,7 @@ async def create_cluster(
     and synced without any network."""
     kind = ClusterProviderKind(provider)
     config = {"base_url": "http://127.0.0.1:9"} if kind is ClusterProviderKind.BUDCLUSTER else {}
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         cluster = Cluster(organization_id=organization_id, name=name, provider=kind, config=config)
         session.add(cluster)
         await session.commit()

@@ -12,10 +12,12 @@ import psutil
 import pytest
 from sqlalchemy import select
 
+from budapp import startup
 from budapp.adapters.clusters.base import RuntimeSpec
 from budapp.admin import retire_key, rotate_keys
 from budapp.clusters.models import Cluster, ClusterProviderKind, ClusterStatus
 from budapp.core import migrate
+from budapp.core.components import RUNTIME_SUPERVISOR, components
 from budapp.core.db import create_engine, create_session_factory
 from budapp.core.keyring import read_keyring_file
 from budapp.main import create_app
@@ -73,19 +75,19 @@ async def test_start_stops_runtimes_a_crashed_budapp_left_behind(
     async with running(settings) as (application, _):
         # Nothing is desired until endpoints exist: the leftover is ended, not adopted.
         assert gone(runtime_pid)
-        assert application.state.runtime_supervisor.statuses() == []
+        assert components(application)[RUNTIME_SUPERVISOR].statuses() == []
     state = json.loads((runtime_dir / "state.json").read_text())
     assert state == {}
 
 
 async def test_runtimes_outlive_shutdown_when_asked_and_are_adopted(
-    install: Install, tmp_path: Path
+    install: Install, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     templates = write_test_templates(tmp_path / "templates")
     settings = install.settings(runtime_templates_dir=templates, runtime_stop_on_shutdown=False)
     spec = RuntimeSpec(runtime_id="kept", template="fake", model_name="m")
     async with running(settings) as (application, _):
-        status = await application.state.runtime_supervisor.start(spec)
+        status = await components(application)[RUNTIME_SUPERVISOR].start(spec)
     assert status.pid is not None
     assert psutil.pid_exists(status.pid)
     assert not gone(status.pid)
@@ -95,10 +97,10 @@ async def test_runtimes_outlive_shutdown_when_asked_and_are_adopted(
 
     # The next start adopts it (the endpoints domain says it should run); this one stops
     # it on shutdown, the default.
+    monkeypatch.setattr(startup, "desired_local_runtimes", desired)
     application = create_app(install.settings(runtime_templates_dir=templates))
-    application.state.desired_runtimes = desired
     async with application.router.lifespan_context(application):
-        supervisor = application.state.runtime_supervisor
+        supervisor = components(application)[RUNTIME_SUPERVISOR]
         assert (await supervisor.wait_settled("kept")).pid == status.pid
         assert (await supervisor.reconcile([spec])).adopted == []
     assert gone(status.pid)

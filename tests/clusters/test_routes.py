@@ -18,6 +18,8 @@ from budapp.clusters.models import Cluster
 from budapp.clusters.schemas import ClusterCreate
 from budapp.clusters.service import ClusterService, ensure_local_cluster
 from budapp.core.auth import system_scope
+from budapp.core.components import CLUSTER_CONNECTOR, components
+from budapp.credentials.service import VAULT
 from budapp.organizations.service import OrganizationService
 from budapp.settings import Settings
 from tests.clusters.factories import create_cluster
@@ -34,7 +36,7 @@ def budcluster_body(url: str, **connection: Any) -> dict[str, Any]:
 
 
 async def stored(app: FastAPI, cluster_id: str) -> Cluster:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         cluster = await session.get(Cluster, uuid.UUID(cluster_id))
         assert cluster is not None
         return cluster
@@ -181,7 +183,7 @@ async def test_bad_registrations_are_refused_without_a_row(
     response = await client.post("/clusters", json=body, headers=world["super_admin"].headers)
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         assert (await session.scalars(select(Cluster))).all() == []
 
 
@@ -224,13 +226,13 @@ async def test_a_referenced_cluster_cannot_be_deleted(
     async def running_endpoints(session: object, target: uuid.UUID) -> str | None:
         return "2 endpoint(s)" if target == cluster_id else None
 
-    app.state.references.register("cluster", running_endpoints)
+    components(app).references.register("cluster", running_endpoints)
     try:
         response = await client.delete(
             f"/clusters/{cluster_id}", headers=world["org_admin"].headers
         )
     finally:
-        app.state.references._checks["cluster"].remove(running_endpoints)
+        components(app).references._checks["cluster"].remove(running_endpoints)
     assert response.status_code == 409
     assert response.json()["error"]["details"] == [{"reference": "2 endpoint(s)"}]
 
@@ -291,13 +293,13 @@ async def test_org_admin_cannot_register_in_another_organization(
 
 
 async def _ensure_local(app: FastAPI, organization: str = "Default") -> bool:
-    state = app.state
+    state = components(app)
     return await ensure_local_cluster(
         state.session_factory,
         organization_name=organization,
         cluster_name="local",
-        keyring=state.vault.keyring,
-        connector=state.cluster_connector,
+        keyring=state.keyring,
+        connector=state[CLUSTER_CONNECTOR],
         references=state.references,
     )
 
@@ -309,7 +311,7 @@ async def test_the_local_cluster_is_registered_once_in_the_default_organization(
     organization = await create_organization(app, "Default")
     assert await _ensure_local(app) is True
     assert await _ensure_local(app) is False
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         clusters = (await session.scalars(select(Cluster))).all()
         assert [(c.name, c.provider.value, c.status.value) for c in clusters] == [
             ("local", "local", "AVAILABLE")
@@ -340,13 +342,13 @@ async def test_provider_for_gives_the_endpoints_domain_a_working_provider(
 ) -> None:
     state = ClusterState(token="tok", inventory=SAMPLE_INVENTORY)
     with serve(state) as url:
-        async with app.state.session_factory() as session:
+        async with components(app).session_factory() as session:
             service = ClusterService(
                 session,
-                app.state.vault.keyring,
-                app.state.cluster_connector,
-                OrganizationService(session, app.state.references),
-                app.state.references,
+                components(app)[VAULT].keyring,
+                components(app)[CLUSTER_CONNECTOR],
+                OrganizationService(session, components(app).references),
+                components(app).references,
             )
             created = await service.create_in(
                 world.org_a,

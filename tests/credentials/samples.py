@@ -15,9 +15,10 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import system_scope
+from budapp.core.components import PASSWORD_HASHER, components
 from budapp.core.references import ReferenceGuard
 from budapp.credentials.models import Credential
-from budapp.credentials.service import CredentialService
+from budapp.credentials.service import VAULT, CredentialService
 from budapp.organizations.service import OrganizationService
 from budapp.projects.service import ProjectService
 from budapp.users.service import UserService
@@ -167,13 +168,15 @@ async def create_id(
 
 def credential_service(app: FastAPI, session: AsyncSession) -> CredentialService:
     organizations = OrganizationService(session, ReferenceGuard())
-    users = UserService(session, app.state.password_hasher, organizations)
-    projects = ProjectService(session, users, organizations, app.state.references)
-    return CredentialService(session, app.state.vault, projects, organizations, ReferenceGuard())
+    users = UserService(session, components(app)[PASSWORD_HASHER], organizations)
+    projects = ProjectService(session, users, organizations, components(app).references)
+    return CredentialService(
+        session, components(app)[VAULT], projects, organizations, ReferenceGuard()
+    )
 
 
 async def reveal(app: FastAPI, credential_id: uuid.UUID) -> dict[str, Any]:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         return await credential_service(app, session).reveal(system_scope(), credential_id)
 
 
@@ -182,11 +185,11 @@ _TABLE = Credential.__table__
 
 async def stored_row(app: FastAPI, credential_id: uuid.UUID) -> dict[str, Any]:
     """The row as the database holds it, deleted or not, read around the ORM."""
-    async with app.state.engine.connect() as connection:
+    async with components(app).engine.connect() as connection:
         result = await connection.execute(select(_TABLE).where(_TABLE.c.id == credential_id))
         return dict(result.mappings().one())
 
 
 async def overwrite_row(app: FastAPI, credential_id: uuid.UUID, **values: Any) -> None:
-    async with app.state.engine.begin() as connection:
+    async with components(app).engine.begin() as connection:
         await connection.execute(update(_TABLE).where(_TABLE.c.id == credential_id).values(values))

@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from budapp.admin import generate_key, retire_key, rotate_keys
 from budapp.cli import app as cli
 from budapp.core import migrate
+from budapp.core.components import components
 from budapp.core.db import create_engine, create_session_factory
 from budapp.core.errors import Conflict, InvalidInput, NotFound
 from budapp.core.keyring import (
@@ -39,7 +40,7 @@ from budapp.core.keyring import (
     write_keyring_file,
 )
 from budapp.credentials.models import Credential
-from budapp.credentials.service import CredentialVault, reencrypt_all
+from budapp.credentials.service import VAULT, CredentialVault, reencrypt_all
 from budapp.main import create_app
 from budapp.settings import Settings, get_settings
 from tests.conftest import make_settings
@@ -292,7 +293,7 @@ async def test_rotation_is_picked_up_by_a_running_instance(install: Install) -> 
             assert (read["data"]["status"], read["data"]["key_id"]) == ("ok", primary)
         created = await create_id(client, headers, sample("openai").spec)
         assert (await key_ids(install.url))[created] == primary
-        assert application.state.vault.keyring.primary == primary
+        assert components(application)[VAULT].keyring.primary == primary
 
 
 async def test_rotation_with_inline_keys_reseals_under_the_first(install: Install) -> None:
@@ -367,13 +368,13 @@ async def test_rotation_leaves_a_corrupted_credential_and_names_it(install: Inst
 
 
 def _with_new_primary(app: FastAPI) -> Keyring:
-    current: Keyring = app.state.vault.keyring
+    current: Keyring = components(app)[VAULT].keyring
     keys = {key_id: current.key_bytes(key_id) for key_id in current.key_ids}
     return Keyring({**keys, "krotated": secrets.token_bytes(KEY_BYTES)}, "krotated")
 
 
 async def _row(app: FastAPI, credential_id: uuid.UUID) -> Credential:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         credential = await session.get(Credential, credential_id)
         assert credential is not None
         return credential
@@ -405,7 +406,7 @@ async def test_update_made_during_a_rotation_batch_is_kept(
                 return
             await super().commit()
 
-    base = app.state.session_factory
+    base = components(app).session_factory
     await reencrypt_all(async_sessionmaker(class_=UpdatedBeforeCommit, **base.kw), keyring)
 
     assert updates[0].status_code == 200, updates[0].text
@@ -421,13 +422,13 @@ async def test_update_read_before_a_rotation_stays_readable_after_it(
     credential_id = await create_id(client, headers, sample("huggingface").spec)
     keyring = _with_new_primary(app)
     changed = {"token": "hf_changed_after_rotation"}
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         # What an update does (read, re-seal, flush), with a whole rotation in between.
         credential = await session.get(Credential, credential_id)
         assert credential is not None
-        report = await reencrypt_all(app.state.session_factory, keyring)
+        report = await reencrypt_all(components(app).session_factory, keyring)
         assert report.resealed == 1
-        app.state.vault.seal(credential, changed)
+        components(app)[VAULT].seal(credential, changed)
         await session.commit()
 
     assert CredentialVault(keyring).open(await _row(app, credential_id)) == changed

@@ -14,8 +14,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from budapp.core.components import components
 from budapp.core.roles import ProjectRole, Role
 from budapp.credentials.models import Credential
+from budapp.credentials.service import VAULT
 from budapp.credentials.specs import SPEC_BY_KIND
 from tests.credentials.samples import (
     CATEGORY,
@@ -35,7 +37,7 @@ KINDS = sorted(SPEC_BY_KIND)
 
 
 async def count_credentials(app: FastAPI) -> int:
-    async with app.state.engine.connect() as connection:
+    async with components(app).engine.connect() as connection:
         return int(
             (await connection.execute(select(func.count()).select_from(Credential))).one()[0]
         )
@@ -67,7 +69,7 @@ async def test_every_kind_is_created_and_reads_back_masked(
         assert read["error"] is None
         assert read["config"] == given.config
         assert read["secrets"] == {name: masked(value) for name, value in given.secrets.items()}
-        assert read["key_id"] == app.state.vault.keyring.primary
+        assert read["key_id"] == components(app)[VAULT].keyring.primary
     assert await reveal(app, uuid.UUID(created["id"])) == given.spec
 
 

@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from budapp.core.components import components
 from budapp.main import create_app
 from budapp.registry import metadata
 from budapp.settings import Settings
@@ -223,7 +224,7 @@ async def exercise_audit(http: httpx.AsyncClient, world: World) -> str:
 
 async def database_dump(app: FastAPI) -> str:
     lines = []
-    async with app.state.engine.connect() as connection:
+    async with components(app).engine.connect() as connection:
         for table in metadata.sorted_tables:
             for row in await connection.execute(select(table)):
                 lines.append(f"{table.name}: {row!r}")

@@ -12,9 +12,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from budapp.core.components import components
 from budapp.core.errors import Conflict, NotFound
 from budapp.core.keyring import NONCE_BYTES
-from budapp.credentials.service import CredentialUnreadable
+from budapp.credentials.service import VAULT, CredentialUnreadable
 from tests.credentials.samples import (
     create_id,
     overwrite_row,
@@ -38,7 +39,7 @@ async def test_stored_row_holds_only_a_ciphertext(
         assert secret not in flattened
         assert secret[:-4] not in flattened
     assert row["config"] == {"region": "us-east-1"}
-    assert row["key_id"] == app.state.vault.keyring.primary
+    assert row["key_id"] == components(app)[VAULT].keyring.primary
     raw = base64.b64decode(row["ciphertext"], validate=True)
     plaintext_length = len(json.dumps(given.secrets).encode())
     assert len(raw) == NONCE_BYTES + plaintext_length + TAG_BYTES

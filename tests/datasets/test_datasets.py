@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from budapp.core.components import components
 from budapp.datasets.models import Dataset, DatasetVersion
 from tests.catalog.helpers import sha256, stored_objects
 from tests.factories import World
@@ -46,7 +47,7 @@ async def upload(
 
 
 async def count_rows(app: FastAPI) -> tuple[int, int]:
-    async with app.state.engine.connect() as connection:
+    async with components(app).engine.connect() as connection:
         datasets = (await connection.execute(select(func.count()).select_from(Dataset))).one()[0]
         versions = (
             await connection.execute(select(func.count()).select_from(DatasetVersion))

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from budapp.core import migrate
+from budapp.core.components import RUNTIME_SUPERVISOR, components
 from budapp.core.db import session_scope
 from budapp.endpoints.models import Endpoint, EndpointStatus
 from budapp.main import create_app
@@ -77,7 +78,7 @@ async def start(data_dir: Path) -> None:
             run_id = uuid.UUID(deployed.json()["data"]["workflow_id"])
         (data_dir / "endpoint-id").write_text(endpoint_id)
         for _ in range(600):
-            async with session_scope(app.state.session_factory) as session:
+            async with session_scope(components(app).session_factory) as session:
                 step = await session.get(WorkflowStep, await _step_id(session, run_id))
                 if step is not None and (step.detail or "").startswith("replica 1 of 2"):
                     os.kill(os.getpid(), signal.SIGKILL)
@@ -101,7 +102,7 @@ async def resume(data_dir: Path) -> None:
     async with app.router.lifespan_context(app):
         started = time.perf_counter()
         for _ in range(1200):
-            async with session_scope(app.state.session_factory) as session:
+            async with session_scope(components(app).session_factory) as session:
                 endpoint = await session.get(Endpoint, endpoint_id)
                 assert endpoint is not None
                 status = endpoint.status
@@ -109,7 +110,7 @@ async def resume(data_dir: Path) -> None:
                 prefix = f"ep-{endpoint_id.hex}-"
                 runtimes = [
                     runtime
-                    for runtime in app.state.runtime_supervisor.statuses()
+                    for runtime in components(app)[RUNTIME_SUPERVISOR].statuses()
                     if runtime.runtime_id.startswith(prefix) and runtime.state == "RUNNING"
                 ]
                 pids = ",".join(str(runtime.pid) for runtime in runtimes)

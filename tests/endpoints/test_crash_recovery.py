@@ -31,14 +31,18 @@ async def _run(mode: str, data_dir: Path) -> tuple[int, str]:
 
 
 def _sims_under(data_dir: Path) -> list[psutil.Process]:
-    """budapp-sim processes started for this installation (their logs live in data_dir)."""
+    """budapp-sim processes started for this installation: their output goes to a log file in
+    data_dir (other test runs on the machine start budapp-sims of their own)."""
     found = []
-    for process in psutil.process_iter(["cmdline", "environ"]):
+    for process in psutil.process_iter(["cmdline"]):
         try:
             cmdline = " ".join(process.info["cmdline"] or [])
+            if "budapp-sim" not in cmdline:
+                continue
+            files = [Path(file.path) for file in process.open_files()]
         except (psutil.Error, TypeError):
             continue
-        if "budapp-sim" in cmdline and "--model tiny" in cmdline:
+        if any(file.is_relative_to(data_dir) for file in files):
             found.append(process)
     return found
 

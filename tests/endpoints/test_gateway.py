@@ -11,6 +11,8 @@ import openai
 import pytest
 from fastapi import FastAPI
 
+from budapp.core.components import components
+from budapp.gateway.targets import TARGET_RESOLVER
 from tests.endpoints.conftest import wait_for_run
 from tests.factories import World
 from tests.gateway.conftest import create_router, gateway_url, new_key, openai_client
@@ -54,7 +56,7 @@ async def test_a_router_reaches_the_endpoint_replicas(
         client, world, [{"kind": "endpoint", "endpoint_id": endpoint_id}], name="team-chat"
     )
     assert router["name"] == "team-chat"
-    assert len(app.state.target_resolver.replicas(endpoint_id_uuid(endpoint_id))) == 2
+    assert len(components(app)[TARGET_RESOLVER].replicas(endpoint_id_uuid(endpoint_id))) == 2
     key = await new_key(client, world)
     async with openai_client(gateway_url, key["key"]) as llm:
         answer = await llm.chat.completions.create(
@@ -71,7 +73,7 @@ async def test_a_router_reaches_the_endpoint_replicas(
         client, undeployed.json()["data"]["workflow_id"], world["project_admin"].headers
     )
     assert run["status"] == "SUCCEEDED"
-    assert app.state.target_resolver.replicas(endpoint_id_uuid(endpoint_id)) == []
+    assert components(app)[TARGET_RESOLVER].replicas(endpoint_id_uuid(endpoint_id)) == []
     async with openai_client(gateway_url, key["key"]) as llm:
         with pytest.raises(openai.APIStatusError) as refused:
             await llm.chat.completions.create(

@@ -11,6 +11,8 @@ import psutil
 import pytest
 from fastapi import FastAPI
 
+from budapp.core.components import RUNTIME_SUPERVISOR, components
+from budapp.events.hub import EVENT_HUB
 from tests.endpoints.conftest import wait_for_run
 from tests.factories import World
 
@@ -60,7 +62,7 @@ async def test_deploy_serve_scale_undeploy_delete(
 ) -> None:
     headers = world["user"].headers  # a developer of project A
     # What a WebSocket of this user is fed (the socket itself is tested in tests/events).
-    stream = app.state.event_hub.connect(world.org_a, world["user"].id)
+    stream = components(app)[EVENT_HUB].connect(world.org_a, world["user"].id)
     created = await client.post(
         "/endpoints", json=_create_body(world, model, cluster), headers=headers
     )
@@ -83,7 +85,7 @@ async def test_deploy_serve_scale_undeploy_delete(
     events = []
     while not stream.queue.empty():
         events.append(stream.queue.get_nowait())
-    app.state.event_hub.disconnect(stream)
+    components(app)[EVENT_HUB].disconnect(stream)
     done = [
         event["data"]["step"]
         for event in events
@@ -135,7 +137,7 @@ async def test_deploy_serve_scale_undeploy_delete(
 
     pids = [
         runtime.pid
-        for runtime in app.state.runtime_supervisor.statuses()
+        for runtime in components(app)[RUNTIME_SUPERVISOR].statuses()
         if runtime.runtime_id.startswith(f"ep-{endpoint_id.replace('-', '')}") and runtime.pid
     ]
     undeployed = await client.post(f"/endpoints/{endpoint_id}/undeploy", headers=headers)
@@ -205,7 +207,7 @@ async def test_a_model_that_failed_its_scan_is_not_deployed(
     created = await client.post(
         "/endpoints", json=_create_body(world, model, cluster), headers=headers
     )
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         await session.execute(
             update(Model)
             .where(Model.id == uuid.UUID(model["id"]))
@@ -271,7 +273,7 @@ async def test_a_replica_that_gives_up_puts_its_endpoint_in_error(
     ]["replicas"][0]
 
     # What the supervisor reports once a runtime crashed more often than its policy allows.
-    await RuntimeEvents(app.state.session_factory)(
+    await RuntimeEvents(components(app).session_factory)(
         RuntimeStatus(
             runtime_id=replica["runtime_id"],
             state=RuntimeState.FAILED,

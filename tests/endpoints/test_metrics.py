@@ -13,9 +13,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from budapp.core.components import components
 from budapp.core.db import session_scope, utcnow
-from budapp.gateway.meter import Call
-from budapp.gateway.models import UsageRecord
+from budapp.usage.meter import USAGE_METER, Call
+from budapp.usage.models import UsageRecord
 from tests.endpoints.conftest import wait_for_run
 from tests.factories import World
 from tests.gateway.conftest import (
@@ -88,8 +89,8 @@ def _call(world: World, at: datetime, endpoint_id: str | None, **fields: Any) ->
 
 async def _record(app: FastAPI, calls: list[Call]) -> None:
     for call in calls:
-        app.state.usage_meter.record(call)
-    await app.state.usage_meter.flush()
+        components(app)[USAGE_METER].record(call)
+    await components(app)[USAGE_METER].flush()
 
 
 # --- end to end: real calls through the gateway to a deployed endpoint ----------------------
@@ -160,7 +161,7 @@ async def test_metrics_count_exactly_the_calls_the_gateway_sent_to_the_endpoint(
         sum(bucket["completion_tokens"] for bucket in data["series"])
         == (totals["completion_tokens"])
     )
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         rows = list(
             await session.scalars(
                 select(UsageRecord).where(UsageRecord.api_key_id == uuid.UUID(key["id"]))

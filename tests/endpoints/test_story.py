@@ -14,6 +14,7 @@ import openai
 import pytest
 from fastapi import FastAPI
 
+from budapp.core.components import RUNTIME_SUPERVISOR, components
 from budapp.gateway import metrics
 from tests.api_keys.test_routes import create_key
 from tests.endpoints.conftest import register_model, wait_for_run
@@ -96,7 +97,7 @@ async def test_the_gateway_story(
         # The primary endpoint's replica dies: the next call falls back to the spare.
         replica = next(
             runtime
-            for runtime in app.state.runtime_supervisor.statuses()
+            for runtime in components(app)[RUNTIME_SUPERVISOR].statuses()
             if runtime.runtime_id.startswith(f"ep-{primary.replace('-', '')}") and runtime.pid
         )
         before = _failures(name, "connect_error")

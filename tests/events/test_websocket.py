@@ -16,7 +16,9 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from budapp.core.components import components
 from budapp.core.db import session_scope
+from budapp.events.hub import EVENT_HUB
 from budapp.events.service import EventType, publish_org_event
 from tests.factories import World
 from tests.live import serve
@@ -78,7 +80,7 @@ async def publish(
     user_id: uuid.UUID | None = None,
     type: str = EventType.ENDPOINT_STATUS,
 ) -> None:
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         publish_org_event(session, organization_id, type, data, user_id=user_id)
 
 
@@ -121,7 +123,7 @@ async def test_a_rolled_back_unit_of_work_publishes_nothing(
     async with stream(address, world["user"].token) as user:
 
         async def failing_step() -> None:
-            async with session_scope(app.state.session_factory) as session:
+            async with session_scope(components(app).session_factory) as session:
                 publish_org_event(session, world.org_a, EventType.WORKFLOW_STEP, {"n": "lost"})
                 raise RuntimeError("the step failed")
 
@@ -219,11 +221,11 @@ async def test_a_fresh_token_extends_the_stream(
 async def test_a_client_that_falls_behind_is_dropped_without_blocking_others(
     app: FastAPI, world: World, address: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(app.state.event_hub, "_queue_size", 3)
+    monkeypatch.setattr(components(app)[EVENT_HUB], "_queue_size", 3)
     async with stream(address, world["user"].token) as slow:
-        monkeypatch.setattr(app.state.event_hub, "_queue_size", 1000)
+        monkeypatch.setattr(components(app)[EVENT_HUB], "_queue_size", 1000)
         async with stream(address, world["org_admin"].token) as steady:
-            async with session_scope(app.state.session_factory) as session:
+            async with session_scope(components(app).session_factory) as session:
                 for n in range(20):
                     publish_org_event(session, world.org_a, EventType.WORKFLOW_STEP, {"n": n})
 
@@ -234,7 +236,7 @@ async def test_a_client_that_falls_behind_is_dropped_without_blocking_others(
 
 
 async def test_disconnected_clients_leave_the_hub(app: FastAPI, world: World, address: str) -> None:
-    hub = app.state.event_hub
+    hub = components(app)[EVENT_HUB]
     before = hub.connection_count
     async with stream(address, world["user"].token):
         assert hub.connection_count == before + 1

@@ -20,7 +20,10 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from budapp.core.components import components
+from budapp.gateway.proxy import GATEWAY
 from budapp.sim import SimConfig
+from budapp.usage.meter import USAGE_METER
 from tests.api_keys.test_routes import create_key
 from tests.factories import World
 from tests.sim.conftest import RunningSim, running_sim
@@ -147,5 +150,5 @@ async def within_one_window(seconds: float = 15.0) -> None:
 
 
 async def flush_usage(app: FastAPI) -> None:
-    await app.state.gateway.drain()
-    await app.state.usage_meter.flush()
+    await components(app)[GATEWAY].drain()
+    await components(app)[USAGE_METER].flush()

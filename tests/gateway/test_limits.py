@@ -14,6 +14,8 @@ from redis.asyncio import Redis
 
 from budapp.adapters.ratelimit import Budget, MemoryRateLimiter, RateLimiter
 from budapp.adapters.ratelimit.redis import RedisRateLimiter
+from budapp.core.components import components
+from budapp.gateway.proxy import GATEWAY
 from tests.factories import World
 from tests.gateway.conftest import (
     SimFactory,
@@ -36,7 +38,7 @@ async def whole_window() -> None:
 @pytest.fixture(params=["memory", "redis"])
 async def limiter(request: pytest.FixtureRequest, app: FastAPI) -> AsyncIterator[RateLimiter]:
     """The gateway's limiter: in-process, or the real Redis (its own db and key prefix)."""
-    gateway = app.state.gateway
+    gateway = components(app)[GATEWAY]
     original = gateway.limiter
     chosen: RateLimiter
     if request.param == "redis":
@@ -148,7 +150,7 @@ async def test_tpm_refuses_once_the_tokens_are_spent(
         response = await call(http, key["key"], router["name"])
         statuses.append(response.status_code)
         # Tokens are charged just after the answer; wait for the charge to land.
-        await app.state.gateway.drain()
+        await components(app)[GATEWAY].drain()
     assert statuses == [200, 200, 200, 429]
     assert response.headers["x-ratelimit-limit-tokens"] == str(2 * per_call + 1)
     assert response.headers["x-ratelimit-remaining-tokens"] == "0"
@@ -173,7 +175,7 @@ async def test_tpm_under_concurrency_overshoots_by_at_most_one_call(
     await set_limits(client, world, key_tpm=budget)
     key = await new_key(client, world)
     responses = await asyncio.gather(*[call(http, key["key"], router["name"]) for _ in range(30)])
-    await app.state.gateway.drain()
+    await components(app)[GATEWAY].drain()
     spent = sum(r.json()["usage"]["total_tokens"] for r in responses if r.status_code == 200)
     assert {r.status_code for r in responses} == {200, 429}
     assert spent <= budget + per_call
@@ -200,7 +202,7 @@ async def test_a_failed_call_gives_its_token_reservation_back(
     key = await new_key(client, world)
     for _ in range(3):
         response = await call(http, key["key"], router["name"])
-        await app.state.gateway.drain()
+        await components(app)[GATEWAY].drain()
         assert response.status_code == 502, response.text
 
 

@@ -25,7 +25,7 @@ from tests.gateway.conftest import (
     openai_client,
     url_target,
 )
-from tests.gateway.test_metering import records_of
+from tests.usage.test_metering import records_of
 
 ANTHROPIC_KEY = "sk-ant-sim-0123456789"
 AZURE_KEY = "azure-sim-0123456789"

@@ -14,6 +14,8 @@ import openai
 import pytest
 from fastapi import FastAPI
 
+from budapp.core.components import components
+from budapp.gateway.targets import TARGET_RESOLVER
 from tests.factories import World
 from tests.gateway.conftest import (
     SimFactory,
@@ -218,11 +220,11 @@ async def test_endpoint_targets_without_running_replicas_are_unavailable(
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "no_target_available"
     # Once the endpoints domain registers a running replica, the same router answers.
-    app.state.target_resolver.set(endpoint, [sim.base_url + "/v1"])
+    components(app)[TARGET_RESOLVER].set(endpoint, [sim.base_url + "/v1"])
     try:
         assert (await _post(gateway_url, key["key"], router["name"])).status_code == 200
     finally:
-        app.state.target_resolver.remove(endpoint)
+        components(app)[TARGET_RESOLVER].remove(endpoint)
 
 
 async def _post(gateway_url: str, key: str, model: str) -> httpx.Response:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI
 
+from budapp.core.components import components
+from budapp.gateway.proxy import GATEWAY
 from budapp.main import create_gateway_app
 from budapp.settings import Settings
 from tests.factories import World
@@ -42,7 +44,7 @@ async def test_a_body_over_the_limit_is_413_in_openai_shape(
     app: FastAPI, client: httpx.AsyncClient, world: World
 ) -> None:
     key = await new_key(client, world)
-    gateway = app.state.gateway
+    gateway = components(app)[GATEWAY]
     limit, gateway.max_body_bytes = gateway.max_body_bytes, 1024
     try:
         response = await client.post(

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from budapp.adapters.events import MemoryEventBus
+from budapp.core.components import components
 from budapp.core.db import create_session_factory, session_scope
 from budapp.events.service import ORG_EVENTS_TOPIC, bind_event_bus
 from budapp.notifications.models import Severity
@@ -22,7 +23,7 @@ from tests.factories import Account, World
 async def send(
     app: FastAPI, account: Account, kind: str = "endpoint.ready", **fields: Any
 ) -> NotificationRead:
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         return await notify(
             session,
             organization_id=account.organization_id,
@@ -149,7 +150,7 @@ async def test_notify_announces_the_notification_to_the_recipient_after_commit(
     bus = MemoryEventBus()
     heard: list[dict[str, Any] | None] = []
     bus.subscribe(ORG_EVENTS_TOPIC, heard.append)
-    factory = create_session_factory(app.state.engine)
+    factory = create_session_factory(components(app).engine)
     bind_event_bus(factory, bus)
     account = world["user"]
 

@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
+from budapp.core.components import components
 from budapp.core.roles import Permission, ProjectRole, Role
 from budapp.projects.models import Project, ProjectMember
 from budapp.users.models import User
@@ -26,7 +27,7 @@ MISSING = object()
 
 async def stored(app: FastAPI) -> dict[str, list[dict[str, Any]]]:
     """Every project and membership row as stored, to show a refused write changed nothing."""
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         return {
             table.name: [
                 dict(row)
@@ -39,7 +40,7 @@ async def stored(app: FastAPI) -> dict[str, list[dict[str, Any]]]:
 async def stored_member(
     app: FastAPI, project_id: uuid.UUID, user_id: uuid.UUID
 ) -> ProjectMember | None:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         return await session.scalar(
             select(ProjectMember).where(
                 ProjectMember.project_id == project_id, ProjectMember.user_id == user_id
@@ -54,7 +55,7 @@ async def enroll(
     role: ProjectRole,
     extra_permissions: list[str] | None = None,
 ) -> None:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         project = await session.get(Project, project_id)
         assert project is not None
         session.add(
@@ -121,7 +122,7 @@ async def test_every_project_role_can_list_members(
 async def test_members_list_omits_deleted_users(
     app: FastAPI, client: httpx.AsyncClient, world: World
 ) -> None:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         await session.execute(
             update(User).where(User.id == world["user"].id).values(deleted_at=User.created_at)
         )
@@ -353,7 +354,7 @@ async def test_adding_a_deleted_user_is_404(
     app: FastAPI, client: httpx.AsyncClient, world: World
 ) -> None:
     target = await new_user(app, world)
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         await session.execute(
             update(User).where(User.id == target.id).values(deleted_at=User.created_at)
         )

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from budapp.core.components import components
 from budapp.core.references import ReferenceGuard
 from budapp.core.roles import ProjectRole
 from budapp.projects.models import Project, ProjectMember
@@ -29,7 +30,7 @@ MAX_SETTINGS_BYTES = 16 * 1024
 
 async def stored(app: FastAPI) -> dict[str, list[dict[str, Any]]]:
     """Every project and membership row as stored, to show a refused write changed nothing."""
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         return {
             table.name: [
                 dict(row)
@@ -40,12 +41,12 @@ async def stored(app: FastAPI) -> dict[str, list[dict[str, Any]]]:
 
 
 async def stored_project(app: FastAPI, project_id: uuid.UUID) -> Project | None:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         return await session.get(Project, project_id)
 
 
 async def stored_members(app: FastAPI, project_id: uuid.UUID) -> dict[uuid.UUID, ProjectRole]:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         rows = await session.scalars(
             select(ProjectMember).where(ProjectMember.project_id == project_id)
         )
@@ -55,7 +56,7 @@ async def stored_members(app: FastAPI, project_id: uuid.UUID) -> dict[uuid.UUID,
 async def enroll(
     app: FastAPI, project_id: uuid.UUID, user_id: uuid.UUID, role: ProjectRole
 ) -> None:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         project = await session.get(Project, project_id)
         assert project is not None
         session.add(
@@ -89,7 +90,7 @@ def error_code(response: httpx.Response) -> str:
 @pytest.fixture
 def references(app: FastAPI) -> Iterator[ReferenceGuard]:
     """The app's reference guard; checks a test registers are dropped when it ends."""
-    guard: ReferenceGuard = app.state.references
+    guard: ReferenceGuard = components(app).references
     original = guard._checks
     guard._checks = defaultdict(list, {name: list(checks) for name, checks in original.items()})
     yield guard

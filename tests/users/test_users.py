@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 
 from budapp.core.auth import Principal
+from budapp.core.components import PASSWORD_HASHER, components
 from budapp.core.errors import Conflict
 from budapp.core.roles import Role
 from budapp.organizations.service import OrganizationService
@@ -1058,9 +1059,9 @@ async def test_last_active_super_admin_survives_an_actor_that_is_gone(
         email="gone@example.com",
     )
     before = await stored_users(client, world)
-    async with app.state.session_factory() as session:
-        organizations = OrganizationService(session, app.state.references)
-        users = UserService(session, app.state.password_hasher, organizations)
+    async with components(app).session_factory() as session:
+        organizations = OrganizationService(session, components(app).references)
+        users = UserService(session, components(app)[PASSWORD_HASHER], organizations)
         with pytest.raises(Conflict, match="last active super admin"):
             await remove(users, world["super_admin"].id, gone)
         await session.rollback()

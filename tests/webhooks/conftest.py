@@ -9,6 +9,8 @@ import pytest
 from fastapi import FastAPI
 
 from budapp.adapters.events import MemoryEventBus
+from budapp.core.components import components
+from budapp.credentials.service import VAULT
 from budapp.webhooks.dispatcher import DeliveryPolicy, WebhookDispatcher
 from tests.factories import World
 
@@ -36,8 +38,8 @@ async def dispatchers(app: FastAPI) -> AsyncIterator[Make]:
         }
         values.update(policy)
         dispatcher = WebhookDispatcher(
-            app.state.session_factory,
-            app.state.vault.keyring,
+            components(app).session_factory,
+            components(app)[VAULT].keyring,
             MemoryEventBus(),
             DeliveryPolicy(**values),
         )

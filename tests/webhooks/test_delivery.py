@@ -17,7 +17,9 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
+from budapp.core.components import components
 from budapp.core.db import session_scope, utcnow
+from budapp.credentials.service import VAULT
 from budapp.main import create_app
 from budapp.notifications.service import notify
 from budapp.webhooks.dispatcher import DeliveryPolicy, WebhookDispatcher
@@ -39,7 +41,7 @@ def verify_signature(secret: str, headers: dict[str, str], body: bytes) -> bool:
 
 
 async def announce(app: FastAPI, world: World, kind: str = "endpoint.ready") -> uuid.UUID:
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         note = await notify(
             session,
             organization_id=world.org_a,
@@ -257,7 +259,7 @@ async def test_deliveries_of_a_deleted_webhook_are_not_sent(
         await drain(dispatchers())
 
         assert receiver.requests == []
-        async with app.state.session_factory() as session:
+        async with components(app).session_factory() as session:
             row = await session.scalar(select(WebhookDelivery))
         assert row is not None
         assert (row.status, row.error) == ("failed", "the webhook was deleted")
@@ -270,9 +272,9 @@ async def test_a_running_worker_delivers_as_soon_as_the_event_commits(
         await create_webhook(client, world, receiver.url)
         # Polls rarely: only the wake-up over the bus can make it fast.
         dispatcher = WebhookDispatcher(
-            app.state.session_factory,
-            app.state.vault.keyring,
-            app.state.event_bus,
+            components(app).session_factory,
+            components(app)[VAULT].keyring,
+            components(app).event_bus,
             DeliveryPolicy(allow_private=True, poll_seconds=60),
         )
         await dispatcher.start()
@@ -322,7 +324,7 @@ async def test_a_delivery_claimed_by_a_worker_that_died_is_sent_after_its_lease(
         survivor = dispatchers()
 
         assert await survivor.deliver_due() == 0  # still leased to the dead worker
-        async with session_scope(app.state.session_factory) as session:
+        async with session_scope(components(app).session_factory) as session:
             await session.execute(
                 update(WebhookDelivery).values(next_attempt_at=utcnow() - timedelta(seconds=1))
             )
@@ -350,6 +352,6 @@ async def test_concurrent_workers_send_each_delivery_once(
         ids = [r.headers["x-budapp-delivery"] for r in receiver.requests]
         assert len(ids) == 30
         assert len(set(ids)) == 30
-        async with app.state.session_factory() as session:
+        async with components(app).session_factory() as session:
             attempts = await session.scalar(select(func.sum(WebhookDelivery.attempts)))
         assert attempts == 30

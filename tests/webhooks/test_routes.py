@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from budapp.core.components import components
 from budapp.core.db import session_scope, utcnow
 from budapp.settings import Settings
 from budapp.webhooks.service import emit_webhook_event
@@ -188,7 +189,7 @@ async def test_events_carry_ids_and_times_as_json(
 ) -> None:
     webhook = await create_webhook(client, world, URL, ["endpoint.deleted"])
     endpoint = uuid.uuid4()
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         queued = await emit_webhook_event(
             session,
             organization_id=world.org_a,

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from budapp.core.components import components
 from budapp.core.db import session_scope
 from budapp.workflows.service import WorkflowService
 from tests.workflows import sample
@@ -21,7 +22,7 @@ async def start_run(
     project_id: uuid.UUID | None,
     created_by: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         service = WorkflowService(session, projects=None)  # type: ignore[arg-type]
         run = await service.start(
             sample.KIND,

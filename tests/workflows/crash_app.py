@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 from budapp.core import migrate
+from budapp.core.components import components
 from budapp.core.db import session_scope
 from budapp.main import create_app
 from budapp.settings import Settings
@@ -43,7 +44,7 @@ async def main(mode: str, database_url: str, data_dir: str, control: str) -> Non
             run_file.write_text(str(run_id))
         run_id = uuid.UUID(run_file.read_text())
         for _ in range(400):
-            async with session_scope(app.state.session_factory) as session:
+            async with session_scope(components(app).session_factory) as session:
                 run = await session.get(WorkflowRun, run_id)
                 assert run is not None
                 if run.status.finished:

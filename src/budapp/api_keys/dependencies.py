@@ -5,8 +5,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from budapp.api_keys.resolver import ApiKeyIdentity, ApiKeyResolver
+from budapp.api_keys.resolver import API_KEY_RESOLVER, ApiKeyIdentity
 from budapp.api_keys.service import ApiKeyService
+from budapp.core.components import components
 from budapp.core.deps import SessionDep
 from budapp.core.errors import Unauthorized
 from budapp.core.roles import Permission
@@ -15,7 +16,7 @@ from budapp.projects.service import ProjectAccess
 
 
 async def _service(request: Request, session: SessionDep) -> ApiKeyService:
-    return ApiKeyService(session, request.app.state.event_bus)
+    return ApiKeyService(session, components(request).event_bus)
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: bud_sk_...")
@@ -31,8 +32,7 @@ async def current_api_key(
     raw = bearer.credentials if bearer is not None else header
     if not raw:
         raise Unauthorized("An API key is required")
-    resolver: ApiKeyResolver = request.app.state.api_key_resolver
-    return await resolver.resolve(raw)
+    return await components(request)[API_KEY_RESOLVER].resolve(raw)
 
 
 ApiKeyServiceDep = Annotated[ApiKeyService, Depends(_service)]

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from budapp.adapters.events import EventBus
 from budapp.api_keys.repository import ApiKeyRepository
 from budapp.core.background import BackgroundTask
+from budapp.core.components import Components, Key
 from budapp.core.db import utcnow
 from budapp.core.errors import Unauthorized
 from budapp.core.logging import get_logger
@@ -157,3 +158,11 @@ class ApiKeyResolver:
             return
         with contextlib.suppress(ValueError, KeyError, TypeError):
             self.forget(uuid.UUID(str(payload["key_id"])))
+
+
+API_KEY_RESOLVER: Key[ApiKeyResolver] = Key("API-key resolver")
+
+
+def api_key_flusher(components: Components) -> ApiKeyResolver:
+    """The resolver writes keys' last-used times in batches: its background part."""
+    return components[API_KEY_RESOLVER]

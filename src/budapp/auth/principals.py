@@ -29,6 +29,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from budapp.adapters.events import EventBus
 from budapp.auth.models import AuthSession
 from budapp.core.auth import Principal
+from budapp.core.components import Key
 from budapp.core.db import BudappSession, after_commit
 from budapp.events.service import event_bus_of
 from budapp.users.models import User
@@ -174,3 +175,6 @@ def _users_bulk_changed(state: ORMExecuteState) -> None:
     users = set(state.session.scalars(query).all())
     if users:
         _note_changed(state.session, users)
+
+
+PRINCIPAL_CACHE: Key[PrincipalCache] = Key("principal cache")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 
 from budapp.adapters.identity.oidc import OidcClient
+from budapp.core.components import Key
 from budapp.core.errors import InvalidInput, NotFound
 from budapp.settings import OidcProviderSettings, Settings
 
@@ -82,3 +83,6 @@ class IdentityProviders:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.aclose()
+
+
+IDENTITY_PROVIDERS: Key[IdentityProviders] = Key("identity providers")

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from budapp.auth.dependencies import AuthServiceDep, Client, MeServiceDep
+from budapp.auth.dependencies import AuthServiceDep, Client, MeServiceDep, TokenIssuerDep
 from budapp.auth.schemas import LoginRequest, LogoutRequest, Me, RefreshRequest, TokenPair
 from budapp.core.auth import CurrentPrincipal
 from budapp.core.envelope import Envelope
@@ -38,6 +38,6 @@ async def me(principal: CurrentPrincipal, service: MeServiceDep) -> Envelope[Me]
 
 
 @router.get("/jwks", include_in_schema=True)
-async def jwks(request: Request) -> dict[str, list[dict[str, str]]]:
+async def jwks(issuer: TokenIssuerDep) -> dict[str, list[dict[str, str]]]:
     """Public keys that verify budapp's access tokens, for sibling services."""
-    return {"keys": [request.app.state.token_issuer.key.public_jwk()]}
+    return {"keys": [issuer.key.public_jwk()]}

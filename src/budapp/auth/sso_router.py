@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Query
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from budapp.auth.dependencies import BackchannelLogoutDep, Client, SsoServiceDep
+from budapp.auth.dependencies import (
+    BackchannelLogoutDep,
+    Client,
+    IdentityProvidersDep,
+    SsoServiceDep,
+)
 from budapp.auth.schemas import (
     IdentityProviderInfo,
     LoginCodeRequest,
@@ -18,6 +23,7 @@ from budapp.auth.schemas import (
     TokenPair,
 )
 from budapp.core.auth import CurrentPrincipal
+from budapp.core.deps import SettingsDep
 from budapp.core.envelope import Envelope
 from budapp.core.errors import (
     BadRequest,
@@ -36,9 +42,11 @@ Short = Annotated[str | None, Query(max_length=2048)]
 
 
 @router.get("/providers")
-async def providers(request: Request) -> Envelope[list[IdentityProviderInfo]]:
+async def providers(
+    settings: SettingsDep, configured: IdentityProvidersDep
+) -> Envelope[list[IdentityProviderInfo]]:
     """The identity providers users may sign in with (empty in local identity mode)."""
-    prefix = request.app.state.settings.api_prefix
+    prefix = settings.api_prefix
     return Envelope(
         data=[
             IdentityProviderInfo(
@@ -46,7 +54,7 @@ async def providers(request: Request) -> Envelope[list[IdentityProviderInfo]]:
                 issuer=provider.settings.issuer,
                 login_url=f"{prefix}/auth/oauth/login?provider={provider.name}",
             )
-            for provider in request.app.state.identity_providers
+            for provider in configured
         ]
     )
 

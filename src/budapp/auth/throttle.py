@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 
 from budapp.adapters.cache import WindowCounter
+from budapp.core.components import Key
 from budapp.core.errors import RateLimited
 
 
@@ -50,3 +51,6 @@ class LoginThrottle:
 def _key(kind: str, value: str) -> str:
     # Hashed so that e-mail addresses do not sit in plain text in a shared cache.
     return f"login:{kind}:{hashlib.sha256(value.lower().encode()).hexdigest()[:32]}"
+
+
+LOGIN_THROTTLE: Key[LoginThrottle] = Key("login throttle")

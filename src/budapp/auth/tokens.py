@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 
+from budapp.core.components import Key
 from budapp.core.db import utcnow
 from budapp.core.errors import Unauthorized
 from budapp.core.security import SigningKey
@@ -86,3 +87,6 @@ class TokenIssuer:
             )
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise Unauthorized("Invalid or expired access token") from exc
+
+
+TOKEN_ISSUER: Key[TokenIssuer] = Key("token issuer")

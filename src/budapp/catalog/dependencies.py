@@ -4,8 +4,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from budapp.catalog.scanning import SCAN_WORKER
 from budapp.catalog.service import ModelService
 from budapp.catalog.uploads import ModelUploads
+from budapp.core.components import STORAGE, components
 from budapp.core.deps import SessionDep
 from budapp.credentials.dependencies import CredentialServiceDep
 from budapp.projects.dependencies import ProjectServiceDep
@@ -17,9 +19,9 @@ async def _service(
     projects: ProjectServiceDep,
     credentials: CredentialServiceDep,
 ) -> ModelService:
-    state = request.app.state
+    state = components(request)
     return ModelService(
-        session, state.storage, projects, credentials, state.references, scans=state.scan_worker
+        session, state[STORAGE], projects, credentials, state.references, scans=state[SCAN_WORKER]
     )
 
 
@@ -27,7 +29,7 @@ ModelServiceDep = Annotated[ModelService, Depends(_service)]
 
 
 async def _uploads(request: Request, models: ModelServiceDep) -> ModelUploads:
-    settings = request.app.state.settings
+    settings = components(request).settings
     return ModelUploads(models, file_max_bytes=settings.model_file_max_bytes)
 
 

@@ -22,6 +22,7 @@ from budapp.catalog.inspection import Inspection, inspect_file
 from budapp.catalog.models import JobStatus, Model, ModelFile, ScanStatus
 from budapp.catalog.repository import ScanJobRepository
 from budapp.core.background import BackgroundTask
+from budapp.core.components import STORAGE, Components, Key
 from budapp.core.db import utcnow
 from budapp.core.logging import get_logger
 
@@ -203,3 +204,26 @@ def _fit(column: str, value: Any) -> Any:
 
 
 _LENGTHS = {"dtype": 32, "file_format": 32, "architecture": 255, "license": 128}
+
+
+SCAN_WORKER: Key[ScanWorker] = Key("scan worker")
+
+
+def scan_worker(components: Components) -> ScanWorker:
+    """The safety-scan worker of uploaded model files."""
+    settings = components.settings
+    return components.provide(
+        SCAN_WORKER,
+        ScanWorker(
+            components.session_factory,
+            components[STORAGE],
+            settings.data_dir / "scans",
+            ScanLimits(
+                zip_max_ratio=settings.scan_zip_max_ratio,
+                zip_max_bytes=settings.scan_zip_max_bytes,
+                lease_seconds=settings.scan_lease_seconds,
+                max_attempts=settings.scan_max_attempts,
+                poll_seconds=settings.scan_poll_seconds,
+            ),
+        ),
+    )

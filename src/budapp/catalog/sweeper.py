@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp.adapters.storage import ListedObject, ObjectStorage, StorageError
 from budapp.core.background import BackgroundTask
+from budapp.core.components import Key
 from budapp.core.db import session_scope, utcnow
 from budapp.core.logging import get_logger
 
@@ -254,3 +255,6 @@ async def _pages(
             page = []
     if page:
         yield page
+
+
+STORAGE_SWEEPER: Key[StorageSweeper] = Key("storage sweeper")

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from budapp.clusters.service import ClusterService
+from budapp.core.components import CLUSTER_CONNECTOR, components
 from budapp.core.deps import SessionDep
 from budapp.organizations.dependencies import OrganizationServiceDep
 
@@ -12,9 +13,9 @@ from budapp.organizations.dependencies import OrganizationServiceDep
 async def _service(
     request: Request, session: SessionDep, organizations: OrganizationServiceDep
 ) -> ClusterService:
-    state = request.app.state
+    state = components(request)
     return ClusterService(
-        session, state.vault.keyring, state.cluster_connector, organizations, state.references
+        session, state.keyring, state[CLUSTER_CONNECTOR], organizations, state.references
     )
 
 

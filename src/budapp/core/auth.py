@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import ColumnElement, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from budapp.core.components import Key, components
 from budapp.core.deps import SessionDep
 from budapp.core.errors import Forbidden, Unauthorized
 from budapp.core.origin import Actor, set_actor
@@ -91,13 +92,16 @@ async def current_principal(
 ) -> Principal:
     if credentials is None:
         raise Unauthorized()
-    authenticator: Authenticator = request.app.state.authenticator
-    principal = await authenticator.authenticate(credentials.credentials, session)
+    principal = await components(request)[AUTHENTICATOR].authenticate(
+        credentials.credentials, session
+    )
     set_actor(session.sync_session, principal.actor)
     return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+# The app's authenticator of bearer tokens (the auth domain provides it at start-up).
+AUTHENTICATOR: Key[Authenticator] = Key("authenticator")
 
 
 def require_role(role: Role) -> Callable[[Principal], Awaitable[Principal]]:

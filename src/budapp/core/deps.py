@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from budapp.core.components import components
 from budapp.core.db import session_scope
 from budapp.core.logging import current_request_id
 from budapp.core.origin import Origin, client_address, set_origin
@@ -15,13 +16,13 @@ from budapp.settings import Settings
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with session_scope(request.app.state.session_factory) as session:
+    async with session_scope(components(request).session_factory) as session:
         set_origin(session.sync_session, request_origin(request))
         yield session
 
 
 def request_origin(request: Request) -> Origin:
-    trusted = request.app.state.trusted_networks
+    trusted = components(request).trusted_networks
     peer = request.client.host if request.client else None
     return Origin(
         ip_address=client_address(peer, request.headers.get("x-forwarded-for"), trusted),
@@ -32,8 +33,7 @@ def request_origin(request: Request) -> Origin:
 
 async def _settings(request: Request) -> Settings:
     # async: a plain `def` dependency would cost a thread-pool hop on every request.
-    settings: Settings = request.app.state.settings
-    return settings
+    return components(request).settings
 
 
 # scope="function": commit before the response is sent, so a failed commit is an error

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from budapp.core.components import components
 from budapp.core.deps import SessionDep
 from budapp.core.errors import Unauthorized
 from budapp.core.origin import Actor, set_actor
@@ -38,7 +39,7 @@ async def internal_service(
         str | None, Header(alias="dapr-api-token", include_in_schema=False)
     ] = None,
 ) -> ServiceCaller:
-    configured = request.app.state.settings.app_api_token
+    configured = components(request).settings.app_api_token
     if configured is None:
         raise Unauthorized("Internal routes are disabled: BUDAPP_APP_API_TOKEN is not set")
     expected = configured.get_secret_value().encode()

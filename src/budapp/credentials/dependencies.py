@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from budapp.core.components import components
 from budapp.core.deps import SessionDep
-from budapp.credentials.service import CredentialService
+from budapp.credentials.service import VAULT, CredentialService
 from budapp.organizations.dependencies import OrganizationServiceDep
 from budapp.projects.dependencies import ProjectServiceDep
 
@@ -16,8 +17,8 @@ async def _service(
     projects: ProjectServiceDep,
     organizations: OrganizationServiceDep,
 ) -> CredentialService:
-    state = request.app.state
-    return CredentialService(session, state.vault, projects, organizations, state.references)
+    state = components(request)
+    return CredentialService(session, state[VAULT], projects, organizations, state.references)
 
 
 CredentialServiceDep = Annotated[CredentialService, Depends(_service)]

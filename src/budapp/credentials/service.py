@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.attributes import flag_modified
 
 from budapp.core.auth import Principal, TenantScope, system_scope
+from budapp.core.components import Key
 from budapp.core.db import utcnow
 from budapp.core.envelope import Page
 from budapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -372,3 +373,6 @@ async def secrets_for_project(
         return {"kind": credential.kind, **credential.config, **vault.open(credential)}
     except DecryptionError:
         return None
+
+
+VAULT: Key[CredentialVault] = Key("credentials vault")

@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 
 from budapp.catalog.dependencies import ModelServiceDep
 from budapp.clusters.dependencies import ClusterServiceDep
+from budapp.core.components import RUNTIME_TEMPLATES, components
 from budapp.core.deps import SessionDep
 from budapp.endpoints.service import EndpointService
 from budapp.projects.dependencies import ProjectServiceDep
@@ -21,7 +22,7 @@ async def _service(  # noqa: PLR0917 - the domains an endpoint ties together
     workflows: WorkflowServiceDep,
 ) -> EndpointService:
     return EndpointService(
-        session, projects, models, clusters, workflows, request.app.state.runtime_templates
+        session, projects, models, clusters, workflows, components(request)[RUNTIME_TEMPLATES]
     )
 
 

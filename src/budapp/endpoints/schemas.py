@@ -10,7 +10,7 @@ from budapp.core.db import utcnow
 from budapp.core.envelope import PageParams
 from budapp.core.schemas import Description, Name, RecordRead, RequestSchema, ResponseSchema
 from budapp.endpoints.models import EndpointStatus, ReplicaState
-from budapp.gateway.schemas import CallBucket, CallTotals
+from budapp.usage.schemas import CallBucket, CallTotals
 
 RuntimeName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 Replicas = Annotated[int, Field(ge=1, le=64)]

@@ -36,8 +36,8 @@ from budapp.endpoints.schemas import (
     ReplicaRead,
 )
 from budapp.events.service import EventType, publish_org_event
-from budapp.gateway.service import UsageService
 from budapp.projects.service import ProjectService
+from budapp.usage.service import UsageService
 from budapp.workflows.service import WorkflowService
 
 DEPLOY, SCALE, UNDEPLOY, DELETE = (

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp.adapters.events import EventBus
+from budapp.core.components import Key
 from budapp.core.logging import get_logger
 from budapp.endpoints.models import Endpoint, EndpointReplica, EndpointStatus, ReplicaState
 from budapp.events.service import ORG_EVENTS_TOPIC, EventType
@@ -102,3 +103,6 @@ def _grouped(rows: Any) -> dict[uuid.UUID, tuple[list[str], str | None]]:
         urls, _ = grouped.setdefault(endpoint_id, ([], (spec or {}).get("model_name")))
         urls.append(f"{url.rstrip('/')}/v1")
     return grouped
+
+
+ENDPOINT_TARGETS: Key[EndpointTargets] = Key("endpoint targets")

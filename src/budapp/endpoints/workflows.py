@@ -5,16 +5,15 @@ runtime that already runs returns it, stopping one that is gone is a no-op."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.adapters.clusters.base import ClusterProvider, RuntimeSpec, RuntimeState
-from budapp.adapters.clusters.catalog import TemplateCatalog
 from budapp.catalog.service import load_model, model_files
 from budapp.clusters.service import ClusterService
 from budapp.core.auth import system_scope
+from budapp.core.components import CLUSTER_CONNECTOR, RUNTIME_TEMPLATES, STORAGE
 from budapp.core.db import session_scope, utcnow
 from budapp.endpoints.models import (
     TRANSITIONS,
@@ -53,10 +52,6 @@ def runtime_id(endpoint_id: uuid.UUID, index: int) -> str:
     return f"ep-{endpoint_id.hex}-{index}"
 
 
-def _services() -> dict[str, Any]:
-    return engine.context().services
-
-
 async def _endpoint(session: AsyncSession, endpoint_id: str) -> Endpoint:
     endpoint = await EndpointRepository(session).get(system_scope(), uuid.UUID(endpoint_id))
     if endpoint is None:
@@ -65,13 +60,13 @@ async def _endpoint(session: AsyncSession, endpoint_id: str) -> Endpoint:
 
 
 async def _provider(session: AsyncSession, cluster_id: uuid.UUID) -> ClusterProvider:
-    services = _services()
+    parts = engine.context()
     clusters = ClusterService(
         session,
-        services["keyring"],
-        services["connector"],
-        OrganizationService(session, services["references"]),
-        services["references"],
+        parts.keyring,
+        parts[CLUSTER_CONNECTOR],
+        OrganizationService(session, parts.references),
+        parts.references,
     )
     return await clusters.provider_for(system_scope(), cluster_id)
 
@@ -100,7 +95,7 @@ def _needs_path(template_command: list[str]) -> bool:
 async def prepare_model(run_id: str, endpoint_id: str) -> str | None:
     """The path (or repository id) the runtime loads the model from; None when the runtime
     needs no files (the simulator)."""
-    templates: TemplateCatalog = _services()["templates"]
+    templates = engine.context()[RUNTIME_TEMPLATES]
     async with session_scope(engine.context().session_factory) as session:
         endpoint = await _endpoint(session, endpoint_id)
         if not _needs_path(templates.get(endpoint.runtime).command):
@@ -115,8 +110,9 @@ async def prepare_model(run_id: str, endpoint_id: str) -> str | None:
                 await engine.note(run_id, "prepare_model", f"the runtime fetches {model.repo_id}")
                 return model.repo_id
             raise StepError("The model has no files for the runtime to load")
-    cache: Path = _services()["model_cache"] / str(model.id)
-    storage = _services()["storage"]
+    parts = engine.context()
+    cache = parts.settings.data_dir / "model-cache" / str(model.id)
+    storage = parts[STORAGE]
     for position, file in enumerate(files, start=1):
         target = cache / file.path
         if target.exists() and target.stat().st_size == file.size:

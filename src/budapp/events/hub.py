@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from budapp.adapters.events import EventBus
+from budapp.core.components import Key
 from budapp.core.logging import get_logger
 from budapp.events.service import ORG_EVENTS_TOPIC
 
@@ -79,3 +80,6 @@ class EventHub:
         for connection in self._by_organization.get(organization_id, ()):
             if addressee is None or connection.user_id == addressee:
                 connection.offer(payload)
+
+
+EVENT_HUB: Key[EventHub] = Key("WebSocket hub")

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from budapp.core.auth import Authenticator, Principal
@@ -67,10 +68,12 @@ class EventStream:
         websocket: WebSocket,
         hub: EventHub,
         authenticator: Authenticator,
+        factory: async_sessionmaker[AsyncSession],
         settings: StreamSettings,
     ) -> None:
         self.websocket = websocket
         self.hub = hub
+        self.factory = factory
         self.authenticator = authenticator
         self.settings = settings
         self.token: str | None = None
@@ -167,8 +170,7 @@ class EventStream:
 
     async def _authorize(self, requested: uuid.UUID | None) -> uuid.UUID | Close:
         assert self.token is not None  # noqa: S101 - checked by the caller
-        factory = self.websocket.app.state.session_factory
-        async with factory() as session:
+        async with self.factory() as session:
             try:
                 principal = await self.authenticator.authenticate(self.token, session)
             except Unauthorized as exc:

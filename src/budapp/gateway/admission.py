@@ -13,8 +13,8 @@ from starlette.requests import Request
 from budapp.adapters.ratelimit import Budget, Outcome
 from budapp.api_keys.resolver import ApiKeyIdentity
 from budapp.gateway import tokens
-from budapp.gateway.config import ProjectConfig
 from budapp.gateway.errors import GatewayError, bad_request
+from budapp.gateway.routing import ProjectConfig
 
 
 async def read_payload(request: Request, limit: int) -> dict[str, Any]:

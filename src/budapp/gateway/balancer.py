@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Iterator
 
-from budapp.gateway.config import RouterConfig, TargetState
+from budapp.gateway.routing import RouterConfig, TargetState
 from budapp.routers.models import Strategy
 
 _random = random.Random()  # noqa: S311 - load balancing, not security

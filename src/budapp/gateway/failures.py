@@ -7,8 +7,8 @@ from __future__ import annotations
 import aiohttp
 import orjson
 
-from budapp.gateway.config import TargetState
 from budapp.gateway.errors import GatewayError, upstream_failed
+from budapp.gateway.routing import TargetState
 
 
 class UpstreamFailure(Exception):

@@ -1,11 +1,9 @@
 """Prometheus metrics of the gateway, on `/metrics` (the default registry, so one scrape
-also shows the process's own metrics)."""
+also shows the process's own metrics; `health/metrics.py` serves them)."""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.requests import Request
-from starlette.responses import Response
+from prometheus_client import Counter, Histogram
 
 _LABELS = ("route", "router", "status")
 REQUESTS = Counter("budapp_gateway_requests_total", "Gateway calls answered", _LABELS)
@@ -30,16 +28,3 @@ TTFT = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 TOKENS = Counter("budapp_gateway_tokens_total", "Tokens through the gateway", ("router", "kind"))
-METER_DROPPED = Counter(
-    "budapp_gateway_usage_dropped_total", "Usage records dropped: the database was unreachable"
-)
-
-USAGE_ROWS_DELETED = Counter(
-    "budapp_usage_records_deleted_total",
-    "Per-call usage rows deleted by the retention sweep (the hourly and daily sums stay)",
-)
-
-
-async def metrics_endpoint(request: Request) -> Response:
-    del request
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from budapp.adapters.ratelimit import Budget, Outcome, RateLimiter
 from budapp.adapters.ratelimit.base import window_of
 from budapp.api_keys.resolver import ApiKeyIdentity, ApiKeyResolver
+from budapp.core.components import Key
 from budapp.core.db import utcnow
 from budapp.core.errors import BudappError
 from budapp.gateway import metrics
@@ -30,7 +31,6 @@ from budapp.gateway.admission import (
 )
 from budapp.gateway.answer_usage import answer_usage, content_chars, stream_usage, take_usage
 from budapp.gateway.balancer import candidates, cool_down
-from budapp.gateway.config import ProjectConfig, RouterConfig, RoutingCache, TargetState
 from budapp.gateway.errors import (
     GatewayError,
     bad_request,
@@ -46,10 +46,11 @@ from budapp.gateway.failures import (
     unreachable,
     upstream_refused,
 )
-from budapp.gateway.meter import Call, UsageMeter
 from budapp.gateway.providers import StreamTranslator
+from budapp.gateway.routing import ProjectConfig, RouterConfig, RoutingCache, TargetState
 from budapp.gateway.streaming import RelayResponse
 from budapp.gateway.targets import TargetResolver
+from budapp.usage.meter import Call, UsageMeter
 
 WINDOW_SECONDS = 60
 _JSON = {"content-type": "application/json"}
@@ -532,3 +533,6 @@ class Gateway:
 
 def _model(name: str) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": "budapp"}
+
+
+GATEWAY: Key[Gateway] = Key("gateway")

@@ -22,7 +22,8 @@ _KNOWN = {
 
 
 class GatewayHolder(Protocol):
-    gateway: Gateway
+    @property
+    def gateway(self) -> Gateway: ...
 
 
 def gateway_routes(holder: GatewayHolder) -> Router:

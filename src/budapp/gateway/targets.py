@@ -1,11 +1,13 @@
 """How `{"kind": "endpoint"}` targets become addresses. The endpoints domain keeps a
-`TargetResolver` on `app.state.target_resolver` up to date with the base URLs of each
+`TargetResolver` (the components' `TARGET_RESOLVER`) up to date with the base URLs of each
 endpoint's running replicas (from its own events); the gateway only reads it, in memory."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Protocol
+
+from budapp.core.components import Key
 
 
 class TargetResolver(Protocol):
@@ -41,3 +43,6 @@ class EndpointRegistry:
     def remove(self, endpoint_id: uuid.UUID) -> None:
         self._replicas.pop(endpoint_id, None)
         self._models.pop(endpoint_id, None)
+
+
+TARGET_RESOLVER: Key[EndpointRegistry] = Key("endpoint replica map")

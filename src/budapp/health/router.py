@@ -4,6 +4,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from budapp.core.components import STORAGE, components
 from budapp.core.envelope import Envelope
 from budapp.core.errors import ServiceUnavailable
 from budapp.core.http import error_response, errors
@@ -23,7 +24,7 @@ async def health() -> Envelope[dict[str, str]]:
 async def ready(request: Request) -> Envelope[dict[str, str]] | JSONResponse:
     """Every backend budapp needs answers: the database, object storage, and the cache when
     one is configured."""
-    state = request.app.state
+    state = components(request)
     checks: dict[str, str] = {}
     try:
         async with state.engine.connect() as connection:
@@ -39,7 +40,7 @@ async def ready(request: Request) -> Envelope[dict[str, str]] | JSONResponse:
         log.warning("readiness_check_failed", backend="cache", error=str(exc))
         checks["cache"] = "unavailable"
     try:
-        await state.storage.ping()
+        await state[STORAGE].ping()
         checks["storage"] = "ok"
     except Exception as exc:
         log.warning("readiness_check_failed", backend="storage", error=str(exc))

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from budapp.core.auth import CurrentPrincipal
+from budapp.core.components import components
 from budapp.core.deps import SessionDep
 from budapp.core.roles import Permission
 from budapp.organizations.dependencies import OrganizationServiceDep
@@ -20,7 +21,7 @@ async def _service(
     users: UserServiceDep,
     organizations: OrganizationServiceDep,
 ) -> ProjectService:
-    return ProjectService(session, users, organizations, request.app.state.references)
+    return ProjectService(session, users, organizations, components(request).references)
 
 
 ProjectServiceDep = Annotated[ProjectService, Depends(_service)]

@@ -25,14 +25,15 @@ def _bounded(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-Settings = Annotated[dict[str, Any], AfterValidator(_bounded)]
+# A project's free-form settings (not budapp's own `budapp.settings.Settings`).
+ProjectSettings = Annotated[dict[str, Any], AfterValidator(_bounded)]
 ExtraPermissions = Annotated[list[Permission], Field(max_length=len(Permission))]
 
 
 class ProjectCreate(RequestSchema):
     name: Name
     description: Description | None = None
-    settings: Settings = Field(default_factory=dict)
+    settings: ProjectSettings = Field(default_factory=dict)
     # Super admins may create a project in another organization; others create in their own.
     organization_id: uuid.UUID | None = None
 
@@ -42,7 +43,7 @@ class ProjectUpdate(RequestSchema):
 
     name: Name | None = None
     description: Description | None = None
-    settings: Settings | None = None
+    settings: ProjectSettings | None = None
 
 
 class ProjectRead(RecordRead):

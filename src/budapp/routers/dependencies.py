@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from budapp.core.components import components
 from budapp.core.deps import SessionDep
 from budapp.core.roles import Permission
 from budapp.credentials.dependencies import CredentialServiceDep
@@ -15,7 +16,7 @@ from budapp.routers.service import RouterService
 async def _service(
     request: Request, session: SessionDep, credentials: CredentialServiceDep
 ) -> RouterService:
-    return RouterService(session, request.app.state.event_bus, credentials)
+    return RouterService(session, components(request).event_bus, credentials)
 
 
 RouterServiceDep = Annotated[RouterService, Depends(_service)]

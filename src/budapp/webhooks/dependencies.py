@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from budapp.core.components import components
 from budapp.core.deps import SessionDep
 from budapp.organizations.dependencies import OrganizationServiceDep
 from budapp.webhooks.service import WebhookService
@@ -12,10 +13,10 @@ from budapp.webhooks.service import WebhookService
 async def _service(
     request: Request, session: SessionDep, organizations: OrganizationServiceDep
 ) -> WebhookService:
-    state = request.app.state
+    state = components(request)
     return WebhookService(
         session,
-        state.vault.keyring,
+        state.keyring,
         organizations,
         allow_private=state.settings.webhook_private_destinations_allowed,
     )

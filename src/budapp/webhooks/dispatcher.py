@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp import __version__
 from budapp.adapters.events import EventBus
+from budapp.core.components import Components, Key
 from budapp.core.db import utcnow
 from budapp.core.keyring import DecryptionError, Keyring
 from budapp.core.logging import get_logger
@@ -272,3 +273,28 @@ class WebhookDispatcher:
 
 def _since(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
+
+
+WEBHOOK_DISPATCHER: Key[WebhookDispatcher] = Key("webhook dispatcher")
+
+
+def webhook_dispatcher(components: Components) -> WebhookDispatcher | None:
+    """The delivery worker, in every replica that enables it (deliveries are claimed once)."""
+    settings = components.settings
+    if not settings.webhook_worker_enabled:
+        return None
+    policy = DeliveryPolicy(
+        timeout_seconds=settings.webhook_timeout_seconds,
+        max_attempts=settings.webhook_max_attempts,
+        backoff_base_seconds=settings.webhook_backoff_base_seconds,
+        backoff_max_seconds=settings.webhook_backoff_max_seconds,
+        allow_private=settings.webhook_private_destinations_allowed,
+        batch_size=settings.webhook_batch_size,
+        poll_seconds=settings.webhook_poll_seconds,
+    )
+    return components.provide(
+        WEBHOOK_DISPATCHER,
+        WebhookDispatcher(
+            components.session_factory, components.keyring, components.event_bus, policy
+        ),
+    )

@@ -20,7 +20,7 @@ import functools
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp import __version__
+from budapp.core.components import Components
 from budapp.core.db import session_scope, utcnow
 from budapp.core.logging import get_logger
 from budapp.events.service import EventType, publish_org_event
@@ -108,20 +109,13 @@ def definition(
     return decorate
 
 
-@dataclass
-class EngineContext:
-    """What workflow code needs from the running app."""
-
-    session_factory: async_sessionmaker[AsyncSession]
-    # Anything else domains hand their workflows (the cluster connector, the storage...).
-    services: dict[str, Any] = field(default_factory=dict)
+# The components of the apps using the engine, newest last (one in production; tests run
+# several apps at once). Workflow steps reach the database, the cluster connector, storage...
+# through `context()`, typed as the request path reaches them.
+_contexts: list[Components] = []
 
 
-# The apps using the engine, newest last (one in production; tests run several at once).
-_contexts: list[EngineContext] = []
-
-
-def context() -> EngineContext:
+def context() -> Components:
     if not _contexts:
         raise RuntimeError("the workflow engine is not running")
     return _contexts[-1]
@@ -347,9 +341,9 @@ class WorkflowEngine:
         self.system_url = system_url
         self.executor_id = executor_id
         self.concurrency = concurrency
-        self._context: EngineContext | None = None
+        self._context: Components | None = None
 
-    async def start(self, engine_context: EngineContext) -> None:
+    async def start(self, engine_context: Components) -> None:
         async with WorkflowEngine._lock:
             self._context = engine_context
             _contexts.append(engine_context)

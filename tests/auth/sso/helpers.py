@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from budapp.audit.models import AuditRecord
+from budapp.core.components import components
 
 
 def query_of(url: str) -> dict[str, str]:
@@ -27,7 +28,7 @@ async def start_login(client: httpx.AsyncClient, **params: str) -> str:
 
 
 async def audit_details(app: FastAPI, action: str) -> list[dict[str, Any]]:
-    async with app.state.session_factory() as session:
+    async with components(app).session_factory() as session:
         rows = (
             await session.scalars(
                 select(AuditRecord)

@@ -15,7 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 
+from budapp.auth.providers import IDENTITY_PROVIDERS
 from budapp.auth.provisioning import Provisioner
+from budapp.core.components import components
 from budapp.users.service import UserService
 from tests.auth.sso.conftest import ACME_ORG
 from tests.auth.sso.helpers import audit_details
@@ -222,7 +224,7 @@ async def test_unknown_kid_refetches_are_rate_limited(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert (await _me(client, acme.mint(KEYCLOAK_CLAIMS))).status_code == 200
-    oidc = app.state.identity_providers.by_name("acme").client
+    oidc = components(app)[IDENTITY_PROVIDERS].by_name("acme").client
     monkeypatch.setattr(oidc, "_min_refresh", 3600.0)
     oidc._attempted_at = time.monotonic()
     fetches = acme.jwks_fetches

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from budapp.core.components import components
 from budapp.core.roles import Role
 from tests.auth.sso.conftest import ACME_ORG, REDIRECT_TARGET
 from tests.auth.sso.helpers import audit_details, path_and_query, query_of, start_login
@@ -294,7 +295,7 @@ async def test_password_login_is_refused_in_oidc_mode_except_for_super_admins(
     app: FastAPI, client: httpx.AsyncClient, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     strict = app.state.settings.model_copy(update={"oidc_allow_password_login": False})
-    monkeypatch.setattr(app.state, "settings", strict)
+    monkeypatch.setattr(components(app), "settings", strict)
     user = await client.post(
         "/auth/login", json={"email": "user@example.com", "password": "correct-horse-battery"}
     )

@@ -11,11 +11,12 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
+from budapp.core.components import components
 from budapp.core.db import session_scope, utcnow
-from budapp.gateway.meter import Call
-from budapp.gateway.models import UsageDaily, UsageHourly, UsageRecord
-from budapp.gateway.repository import UsageRepository
-from budapp.gateway.retention import UsageRetention
+from budapp.usage.meter import USAGE_METER, Call
+from budapp.usage.models import UsageDaily, UsageHourly, UsageRecord
+from budapp.usage.repository import UsageRepository
+from budapp.usage.retention import UsageRetention
 from tests.factories import World
 
 
@@ -44,8 +45,8 @@ def _call(world: World, at: datetime) -> Call:
 
 async def _metered(app: FastAPI, world: World, ages: list[timedelta], now: datetime) -> None:
     for age in ages:
-        app.state.usage_meter.record(_call(world, now - age))
-    await app.state.usage_meter.flush()
+        components(app)[USAGE_METER].record(_call(world, now - age))
+    await components(app)[USAGE_METER].flush()
 
 
 def _deleted_on_metrics() -> float:
@@ -53,7 +54,7 @@ def _deleted_on_metrics() -> float:
 
 
 async def _state(app: FastAPI) -> tuple[list[datetime], int, int]:
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         kept = sorted(await session.scalars(select(UsageRecord.at)))
         hourly = await session.scalar(select(func.sum(UsageHourly.requests)))
         daily = await session.scalar(select(func.sum(UsageDaily.requests)))
@@ -68,9 +69,9 @@ async def test_a_sweep_deletes_only_calls_older_than_the_retention_period(
     ages[3] -= timedelta(seconds=1)  # just inside 90 days
     await _metered(app, world, ages, now)
     # One statement deletes at most its batch, oldest or not.
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         assert await UsageRepository(session).delete_records_before(now - ages[2], 1) == 1
-    retention = UsageRetention(app.state.session_factory, days=90, batch_size=1)
+    retention = UsageRetention(components(app).session_factory, days=90, batch_size=1)
     counted = _deleted_on_metrics()
     assert await retention.sweep(now) == 2
     assert _deleted_on_metrics() - counted == 2
@@ -84,7 +85,7 @@ async def test_a_sweep_deletes_only_calls_older_than_the_retention_period(
 async def test_a_sweep_with_exactly_a_batch_left_ends(app: FastAPI, world: World) -> None:
     now = utcnow()
     await _metered(app, world, [timedelta(days=40), timedelta(days=50)], now)
-    retention = UsageRetention(app.state.session_factory, days=30, batch_size=2)
+    retention = UsageRetention(components(app).session_factory, days=30, batch_size=2)
     assert await retention.sweep(now) == 2
     assert (await _state(app))[0] == []
 
@@ -92,7 +93,7 @@ async def test_a_sweep_with_exactly_a_batch_left_ends(app: FastAPI, world: World
 async def test_the_background_sweep_runs_on_its_own(app: FastAPI, world: World) -> None:
     now = utcnow()
     await _metered(app, world, [timedelta(days=10), timedelta(hours=1)], now)
-    retention = UsageRetention(app.state.session_factory, days=7, every_seconds=0.01)
+    retention = UsageRetention(components(app).session_factory, days=7, every_seconds=0.01)
     await retention.start()
     try:
         deadline = asyncio.get_running_loop().time() + 30
@@ -107,7 +108,7 @@ async def test_the_background_sweep_runs_on_its_own(app: FastAPI, world: World) 
 async def test_zero_days_keeps_every_call(app: FastAPI, world: World) -> None:
     now = utcnow()
     await _metered(app, world, [timedelta(days=3650)], now)
-    retention = UsageRetention(app.state.session_factory, days=0, every_seconds=0.01)
+    retention = UsageRetention(components(app).session_factory, days=0, every_seconds=0.01)
     await retention.start()
     await asyncio.sleep(0.05)
     await retention.close()

@@ -11,10 +11,11 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp.core.background import BackgroundTask
+from budapp.core.components import Components
 from budapp.core.db import utcnow
 from budapp.core.logging import get_logger
-from budapp.gateway import metrics
-from budapp.gateway.repository import UsageRepository
+from budapp.usage import metrics
+from budapp.usage.repository import UsageRepository
 
 log = get_logger("budapp.gateway")
 
@@ -67,3 +68,8 @@ class UsageRetention:
                 continue
             if deleted:
                 log.info("usage_records_deleted", count=deleted, older_than_days=self._keep.days)
+
+
+def usage_retention(components: Components) -> UsageRetention:
+    """Deletes per-call usage rows past BUDAPP_USAGE_RETENTION_DAYS."""
+    return UsageRetention(components.session_factory, days=components.settings.usage_retention_days)

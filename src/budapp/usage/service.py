@@ -12,9 +12,10 @@ from budapp.core.auth import Principal, TenantScope
 from budapp.core.envelope import Page
 from budapp.core.errors import Forbidden
 from budapp.core.roles import Permission, Role
-from budapp.gateway.models import UsageDaily, UsageHourly, UsageRecord
-from budapp.gateway.repository import UsageRepository
-from budapp.gateway.schemas import (
+from budapp.projects.service import ProjectService
+from budapp.usage.models import UsageDaily, UsageHourly, UsageRecord
+from budapp.usage.repository import UsageRepository
+from budapp.usage.schemas import (
     CallBucket,
     CallMetrics,
     CallTotals,
@@ -22,7 +23,6 @@ from budapp.gateway.schemas import (
     UsageFilter,
     UsageRead,
 )
-from budapp.projects.service import ProjectService
 
 Granularity = Literal["hour", "day"]
 _PERCENTILES = (0.5, 0.95, 0.99)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from budapp.adapters.events import EventBus
 from budapp.catalog.models import Model, ModelSource
 from budapp.catalog.service import MODELS_CHANGED_TOPIC, models_of_organization
+from budapp.core.components import Key
 from budapp.core.logging import get_logger
 from budapp.credentials.service import (
     CREDENTIALS_CHANGED_TOPIC,
@@ -280,3 +281,6 @@ def _call_through(state: TargetState, values: dict[str, Any] | None, base_url: s
         state.broken = True
         return
     state.base_url, state.headers, state.provider = found.base_url, found.headers, found.provider
+
+
+ROUTING_CACHE: Key[RoutingCache] = Key("routing cache")

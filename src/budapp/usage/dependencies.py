@@ -5,8 +5,8 @@ from typing import Annotated
 from fastapi import Depends
 
 from budapp.core.deps import SessionDep
-from budapp.gateway.service import UsageService
 from budapp.projects.dependencies import ProjectServiceDep
+from budapp.usage.service import UsageService
 
 
 async def _service(session: SessionDep, projects: ProjectServiceDep) -> UsageService:

@@ -15,10 +15,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp.core.background import BackgroundTask
+from budapp.core.components import Components, Key
 from budapp.core.logging import get_logger
-from budapp.gateway import metrics
-from budapp.gateway.models import UsageDaily, UsageHourly
-from budapp.gateway.repository import UsageRepository
+from budapp.usage import metrics
+from budapp.usage.models import UsageDaily, UsageHourly
+from budapp.usage.repository import UsageRepository
 
 log = get_logger("budapp.gateway")
 
@@ -163,3 +164,20 @@ def _sums(calls: list[Call], *, hourly: bool) -> list[dict[str, Any]]:
             row["ttft_ms_sum"] += call.ttft_ms
             row["ttft_count"] += 1
     return list(sums.values())
+
+
+USAGE_METER: Key[UsageMeter] = Key("usage meter")
+
+
+def usage_meter(components: Components) -> UsageMeter:
+    """Writes the gateway's metered calls in batches."""
+    settings = components.settings
+    return components.provide(
+        USAGE_METER,
+        UsageMeter(
+            components.session_factory,
+            flush_seconds=settings.gateway_usage_flush_seconds,
+            batch_size=settings.gateway_usage_batch_size,
+            max_buffered=settings.gateway_usage_max_buffered,
+        ),
+    )

@@ -11,8 +11,8 @@ from budapp.core.auth import CurrentPrincipal
 from budapp.core.envelope import PageEnvelope
 from budapp.core.errors import Forbidden, NotFound, Unauthorized
 from budapp.core.http import errors
-from budapp.gateway.dependencies import UsageServiceDep
-from budapp.gateway.schemas import UsageFilter, UsageRead
+from budapp.usage.dependencies import UsageServiceDep
+from budapp.usage.schemas import UsageFilter, UsageRead
 
 router = APIRouter(tags=["usage"], responses=errors(Unauthorized, Forbidden, NotFound))
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from budapp.core.auth import TenantScope
 from budapp.core.db import UTCDateTime
 from budapp.core.repository import fetch_page
-from budapp.gateway.models import UsageDaily, UsageHourly, UsageRecord
+from budapp.usage.models import UsageDaily, UsageHourly, UsageRecord
 
 _RECORDS = cast("Table", UsageRecord.__table__)
 _GROUP = ("bucket", "project_id", "api_key_id", "router", "model")

@@ -14,15 +14,16 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
+from budapp.core.components import components
 from budapp.core.db import session_scope
-from budapp.gateway.models import UsageDaily, UsageRecord
+from budapp.usage.models import UsageDaily, UsageRecord
 from tests.factories import World
 from tests.gateway.conftest import SimFactory, create_router, flush_usage, new_key, url_target
 from tests.sim.conftest import RunningSim
 
 
 async def records_of(app: FastAPI, key_id: str) -> list[UsageRecord]:
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         rows = await session.scalars(
             select(UsageRecord).where(UsageRecord.api_key_id == uuid.UUID(key_id))
         )
@@ -66,7 +67,7 @@ async def test_meter_totals_equal_the_sum_of_a_burst_of_calls(
     (day,) = [row for row in response.json()["data"] if row["api_key_id"] == key["id"]]
     assert day["requests"] == 2000
     assert (day["prompt_tokens"], day["completion_tokens"]) == (prompt, completion)
-    async with session_scope(app.state.session_factory) as session:
+    async with session_scope(components(app).session_factory) as session:
         count = await session.scalar(
             select(func.count()).where(UsageRecord.api_key_id == uuid.UUID(key["id"]))
         )
