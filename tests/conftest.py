@@ -30,6 +30,8 @@ from budapp.catalog.scanning import SCAN_WORKER
 from budapp.core import migrate
 from budapp.core.auth import AUTHENTICATOR
 from budapp.core.components import STORAGE, components
+from budapp.gateway.proxy import GATEWAY
+from budapp.gateway.routing import ROUTING_CACHE
 from budapp.main import create_app
 from budapp.registry import metadata
 from budapp.settings import Settings
@@ -132,13 +134,13 @@ async def clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     tables = [
         table.name for table in reversed(metadata.sorted_tables) if table.name != "audit_chain_head"
     ]
-    if gateway := getattr(application.state, "gateway", None):
+    if gateway := components(application).get(GATEWAY):
         # Calls of the previous test still in the meter's buffer must not land in this one.
         await gateway.drain()
         await components(application)[USAGE_METER].flush()
     await _empty_tables(engine, tables)
     # Projects' routing is cached by id, and the world's ids repeat from test to test.
-    if routing := getattr(application.state, "routing_cache", None):
+    if routing := components(application).get(ROUTING_CACHE):
         routing._entries.clear()
     # Rows were deleted behind the ORM's back, so no change was announced.
     components(application)[PRINCIPAL_CACHE].clear()

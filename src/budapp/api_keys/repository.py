@@ -4,17 +4,13 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import Select, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.api_keys.models import ApiKey
 from budapp.api_keys.schemas import ApiKeyFilter
-from budapp.core.repository import fetch_page
+from budapp.core.repository import Repository, fetch_page
 
 
-class ApiKeyRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class ApiKeyRepository(Repository):
     def _of_project(self, project_id: uuid.UUID) -> Select[ApiKey]:
         return select(ApiKey).where(ApiKey.project_id == project_id)
 
@@ -57,6 +53,3 @@ class ApiKeyRepository:
                 .values(last_used_at=used_at)
                 .execution_options(synchronize_session=False)
             )
-
-    def add(self, key: ApiKey) -> None:
-        self.session.add(key)

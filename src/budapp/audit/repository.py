@@ -2,15 +2,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Select, func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.audit.chain import GENESIS_HASH
 from budapp.audit.models import AuditChainHead, AuditRecord
 from budapp.audit.schemas import AuditFilter
 from budapp.core.auth import TenantScope
+from budapp.core.repository import Repository, at_least, at_most, equal, narrowed
 
 _LINK = "previous_hash does not match the record before it (missing or out of order)"
 _CONTENT = "current_hash does not match the record's contents"
@@ -93,30 +92,22 @@ SELECT count(*), max(sequence) FROM audit_records WHERE sequence BETWEEN :start 
 """
 
 
-class AuditRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+_FILTERS = (
+    equal("organization_id", AuditRecord.organization_id),
+    equal("actor_id", AuditRecord.actor_id),
+    equal("actor_type", AuditRecord.actor_type),
+    equal("action", AuditRecord.action),
+    equal("resource_type", AuditRecord.resource_type),
+    equal("resource_id", AuditRecord.resource_id),
+    at_least("since", AuditRecord.created_at),
+    at_most("until", AuditRecord.created_at),
+)
 
+
+class AuditRepository(Repository):
     def _filtered(self, scope: TenantScope, filters: AuditFilter) -> Select[AuditRecord]:
         statement = select(AuditRecord).where(scope.where(AuditRecord.organization_id))
-        conditions: list[Any] = []
-        if filters.organization_id is not None:
-            conditions.append(AuditRecord.organization_id == filters.organization_id)
-        if filters.actor_id is not None:
-            conditions.append(AuditRecord.actor_id == filters.actor_id)
-        if filters.actor_type is not None:
-            conditions.append(AuditRecord.actor_type == filters.actor_type)
-        if filters.action is not None:
-            conditions.append(AuditRecord.action == filters.action)
-        if filters.resource_type is not None:
-            conditions.append(AuditRecord.resource_type == filters.resource_type)
-        if filters.resource_id is not None:
-            conditions.append(AuditRecord.resource_id == filters.resource_id)
-        if filters.since is not None:
-            conditions.append(AuditRecord.created_at >= filters.since)
-        if filters.until is not None:
-            conditions.append(AuditRecord.created_at <= filters.until)
-        return statement.where(*conditions)
+        return narrowed(statement, filters, _FILTERS)
 
     async def page(
         self, scope: TenantScope, filters: AuditFilter, *, before: int | None, limit: int

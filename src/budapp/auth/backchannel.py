@@ -15,15 +15,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.adapters.cache import WindowCounter
-from budapp.adapters.identity.oidc import ProviderUnavailable, TokenInvalid, unverified_issuer
+from budapp.adapters.identity import ProviderUnavailable, TokenInvalid, unverified_issuer
 from budapp.audit.service import AuditEntry, record_event
-from budapp.auth.models import UserIdentity
 from budapp.auth.providers import IdentityProvider, IdentityProviders
-from budapp.auth.repository import AuthSessionRepository
+from budapp.auth.repository import AuthSessionRepository, UserIdentityRepository
 from budapp.core.db import utcnow
 from budapp.core.errors import BadRequest, ServiceUnavailable
 from budapp.core.logging import get_logger
@@ -122,11 +120,8 @@ class BackchannelLogout:
             raise LogoutTokenInvalid("This logout token was already used")
 
     async def _identity(self, provider: IdentityProvider, subject: str) -> _Identity | None:
-        statement = select(UserIdentity.user_id, UserIdentity.organization_id).where(
-            UserIdentity.issuer == provider.settings.issuer, UserIdentity.subject == subject
-        )
-        row = (await self.session.execute(statement)).first()
-        return _Identity(row[0], row[1]) if row else None
+        found = await UserIdentityRepository(self.session).find(provider.settings.issuer, subject)
+        return _Identity(found.user_id, found.organization_id) if found else None
 
 
 @dataclass(frozen=True, slots=True)

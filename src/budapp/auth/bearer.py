@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.adapters.cache import WindowCounter
-from budapp.adapters.identity.oidc import ProviderUnavailable, TokenInvalid, unverified_issuer
+from budapp.adapters.identity import ProviderUnavailable, TokenInvalid, unverified_issuer
 from budapp.audit.service import AuditEntry, record_event
 from budapp.auth.providers import IdentityProvider, IdentityProviders
 from budapp.auth.provisioning import Provisioner

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from budapp.adapters.identity.oidc import OidcClient
+from budapp.adapters.identity import IdentityProviderClient, create_identity_client
 from budapp.core.components import Key
 from budapp.core.errors import InvalidInput, NotFound
 from budapp.settings import OidcProviderSettings, Settings
@@ -15,7 +15,7 @@ from budapp.settings import OidcProviderSettings, Settings
 @dataclass(frozen=True, slots=True)
 class IdentityProvider:
     settings: OidcProviderSettings
-    client: OidcClient
+    client: IdentityProviderClient
 
     @property
     def name(self) -> str:
@@ -37,7 +37,7 @@ class IdentityProviders:
         providers = [
             IdentityProvider(
                 entry,
-                OidcClient(
+                create_identity_client(
                     issuer=entry.issuer,
                     client_id=entry.client_id,
                     client_secret=(

@@ -8,11 +8,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.auth.models import UserIdentity
 from budapp.auth.providers import IdentityProvider
+from budapp.auth.repository import UserIdentityRepository
 from budapp.core.auth import system_scope
 from budapp.core.db import utcnow
 from budapp.core.errors import Conflict, Forbidden, NotFound, Unauthorized
@@ -84,6 +84,7 @@ class Provisioner:
         self.session = session
         self.users = users
         self.organizations = organizations
+        self.identities = UserIdentityRepository(session)
 
     async def user_for(
         self, provider: IdentityProvider, claims: dict[str, Any], *, login: bool
@@ -125,7 +126,7 @@ class Provisioner:
                     issuer=issuer,
                     subject=subject,
                 )
-                self.session.add(identity)
+                self.identities.add(identity)
             if login:
                 identity.last_login_at = utcnow()
             await self.session.flush()
@@ -134,13 +135,11 @@ class Provisioner:
         return user
 
     async def _identity(self, issuer: str, subject: str) -> tuple[UserIdentity, User] | None:
-        statement = (
-            select(UserIdentity, User)
-            .join(User, User.id == UserIdentity.user_id)
-            .where(UserIdentity.issuer == issuer, UserIdentity.subject == subject)
-        )
-        row = (await self.session.execute(statement)).first()
-        return (row[0], row[1]) if row else None
+        """The identity and its user; a deleted user comes back as it is, to be refused."""
+        identity = await self.identities.find(issuer, subject)
+        if identity is None:
+            return None
+        return identity, await self.users.get_including_deleted(identity.user_id)
 
     async def _first_login(  # noqa: PLR0917
         self,

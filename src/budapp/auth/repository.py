@@ -5,15 +5,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from budapp.auth.models import AuthSession, OidcLogin, RefreshToken
+from budapp.auth.models import AuthSession, OidcLogin, RefreshToken, UserIdentity
+from budapp.core.repository import Repository
 
 
-class AuthSessionRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class AuthSessionRepository(Repository):
     async def get(self, session_id: uuid.UUID) -> AuthSession | None:
         return await self.session.get(AuthSession, session_id)
 
@@ -79,17 +76,8 @@ class AuthSessionRepository:
         result = await self.session.execute(statement)
         return int(getattr(result, "rowcount", 0) or 0)
 
-    def add(self, row: AuthSession | RefreshToken) -> None:
-        self.session.add(row)
 
-
-class OidcLoginRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    def add(self, login: OidcLogin) -> None:
-        self.session.add(login)
-
+class OidcLoginRepository(Repository):
     async def claim_state(self, state_hash: str, now: datetime) -> OidcLogin | None:
         """Spends a login's state: returns the login the first time, None when the state is
         unknown, expired or already spent (a replayed callback)."""
@@ -124,3 +112,13 @@ class OidcLoginRepository:
         cutoff = now - timedelta(hours=1)
         statement = delete(OidcLogin).where(OidcLogin.expires_at < cutoff)
         await self.session.execute(statement.execution_options(synchronize_session=False))
+
+
+class UserIdentityRepository(Repository):
+    """Users' accounts at identity providers, by (issuer, subject)."""
+
+    async def find(self, issuer: str, subject: str) -> UserIdentity | None:
+        statement = select(UserIdentity).where(
+            UserIdentity.issuer == issuer, UserIdentity.subject == subject
+        )
+        return await self.session.scalar(statement)

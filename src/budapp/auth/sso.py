@@ -10,7 +10,7 @@ from urllib.parse import urlencode, urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from budapp.adapters.identity.oidc import Pkce, ProviderUnavailable, TokenInvalid
+from budapp.adapters.identity import Pkce, ProviderUnavailable, TokenInvalid
 from budapp.auth.models import OidcLogin
 from budapp.auth.providers import IdentityProvider, IdentityProviders
 from budapp.auth.provisioning import Provisioner

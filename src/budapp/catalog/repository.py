@@ -5,18 +5,41 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.catalog.models import JobStatus, Model, ModelEvaluation, ModelFile, ModelTag, ScanJob
 from budapp.catalog.schemas import LeaderboardFilter, ModelFilter
 from budapp.core.auth import TenantScope
-from budapp.core.repository import contains, fetch_page, name_taken
+from budapp.core.repository import (
+    Criterion,
+    Repository,
+    equal,
+    fetch_page,
+    name_taken,
+    narrowed,
+    search,
+)
+
+_FILTERS = (
+    equal("source", Model.source),
+    equal("modality", Model.modality),
+    equal("provider", Model.provider),
+    equal("scan_status", Model.scan_status),
+    equal("organization_id", Model.organization_id),
+    Criterion(
+        "tag", lambda tag: Model.id.in_(select(ModelTag.model_id).where(ModelTag.tag == tag))
+    ),
+    search(
+        "search",
+        Model.name,
+        Model.description,
+        Model.architecture,
+        Model.provider_model_id,
+        Model.repo_id,
+    ),
+)
 
 
-class ModelRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class ModelRepository(Repository):
     def _scoped(self, scope: TenantScope) -> Select[Model]:
         return select(Model).where(Model.deleted_at.is_(None), scope.where(Model.organization_id))
 
@@ -34,30 +57,7 @@ class ModelRepository:
         return list(await self.session.scalars(statement))
 
     async def page(self, scope: TenantScope, filters: ModelFilter) -> tuple[list[Model], int]:
-        statement = self._scoped(scope)
-        if filters.source is not None:
-            statement = statement.where(Model.source == filters.source)
-        if filters.modality is not None:
-            statement = statement.where(Model.modality == filters.modality)
-        if filters.provider is not None:
-            statement = statement.where(Model.provider == filters.provider)
-        if filters.scan_status is not None:
-            statement = statement.where(Model.scan_status == filters.scan_status)
-        if filters.organization_id is not None:
-            statement = statement.where(Model.organization_id == filters.organization_id)
-        if filters.tag is not None:
-            tagged = select(ModelTag.model_id).where(ModelTag.tag == filters.tag)
-            statement = statement.where(Model.id.in_(tagged))
-        if filters.search is not None:
-            statement = statement.where(
-                or_(
-                    contains(Model.name, filters.search),
-                    contains(Model.description, filters.search),
-                    contains(Model.architecture, filters.search),
-                    contains(Model.provider_model_id, filters.search),
-                    contains(Model.repo_id, filters.search),
-                )
-            )
+        statement = narrowed(self._scoped(scope), filters, _FILTERS)
         statement = statement.order_by(Model.name, Model.id)
         return await fetch_page(self.session, statement, filters)
 
@@ -113,16 +113,10 @@ class ModelRepository:
         rows = (await self.session.execute(statement)).all()
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
-    def add(self, row: Model | ModelFile | ScanJob | ModelEvaluation) -> None:
-        self.session.add(row)
 
-
-class ScanJobRepository:
+class ScanJobRepository(Repository):
     """Claims are single UPDATE statements, so two workers (or replicas) never take the same
     job: the loser's UPDATE matches no row."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     async def next_claimable(self, now: datetime) -> ScanJob | None:
         statement = (

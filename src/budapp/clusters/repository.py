@@ -3,18 +3,28 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.clusters.models import Cluster, ClusterProviderKind, ClusterStatus
 from budapp.clusters.schemas import ClusterFilter
 from budapp.core.auth import TenantScope
-from budapp.core.repository import contains, fetch_page, name_taken
+from budapp.core.repository import (
+    Repository,
+    equal,
+    fetch_page,
+    name_taken,
+    narrowed,
+    search,
+)
+
+_FILTERS = (
+    equal("provider", Cluster.provider),
+    equal("status", Cluster.status),
+    search("name", Cluster.name),
+    equal("organization_id", Cluster.organization_id),
+)
 
 
-class ClusterRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class ClusterRepository(Repository):
     def _scoped(self, scope: TenantScope) -> Select[Cluster]:
         return select(Cluster).where(
             Cluster.deleted_at.is_(None), scope.where(Cluster.organization_id)
@@ -28,15 +38,7 @@ class ClusterRepository:
         return list((await self.session.scalars(statement.order_by(Cluster.created_at))).all())
 
     async def page(self, scope: TenantScope, filters: ClusterFilter) -> tuple[list[Cluster], int]:
-        statement = self._scoped(scope)
-        if filters.provider is not None:
-            statement = statement.where(Cluster.provider == filters.provider)
-        if filters.status is not None:
-            statement = statement.where(Cluster.status == filters.status)
-        if filters.name:
-            statement = statement.where(contains(Cluster.name, filters.name))
-        if filters.organization_id is not None:
-            statement = statement.where(Cluster.organization_id == filters.organization_id)
+        statement = narrowed(self._scoped(scope), filters, _FILTERS)
         statement = statement.order_by(Cluster.name, Cluster.id)
         return await fetch_page(self.session, statement, filters)
 
@@ -48,6 +50,10 @@ class ClusterRepository:
         if not including_deleted:
             statement = statement.where(Cluster.deleted_at.is_(None))
         return bool(await self.session.scalar(statement))
+
+    async def local_ids(self) -> list[uuid.UUID]:
+        statement = select(Cluster.id).where(Cluster.provider == ClusterProviderKind.LOCAL)
+        return list((await self.session.scalars(statement)).all())
 
     async def count_in_organization(self, organization_id: uuid.UUID) -> int:
         statement = select(func.count()).where(
@@ -65,6 +71,3 @@ class ClusterRepository:
             Cluster.ciphertext.is_not(None), Cluster.key_id != primary
         )
         return list((await self.session.scalars(statement.with_for_update())).all())
-
-    def add(self, cluster: Cluster) -> None:
-        self.session.add(cluster)

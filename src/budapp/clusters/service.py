@@ -320,6 +320,11 @@ async def reseal_cluster_tokens(factory: async_sessionmaker[AsyncSession], keyri
     return resealed
 
 
+async def local_cluster_ids(session: AsyncSession) -> list[uuid.UUID]:
+    """The clusters whose runtimes this host's supervisor runs."""
+    return await ClusterRepository(session).local_ids()
+
+
 async def cluster_key_ids_in_use(session: AsyncSession) -> list[str]:
     return await ClusterRepository(session).key_ids_in_use()
 

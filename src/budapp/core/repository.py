@@ -1,15 +1,71 @@
-"""Query helpers shared by repositories."""
+"""What every repository shares: the base class, pagination, declarative filters and the
+name-taken check.
+
+A repository names how each field of its filter schema narrows a query once, as data, and
+`narrowed()` applies the fields a request set:
+
+    _FILTERS = (equal("status", Endpoint.status), search("name", Endpoint.name))
+    statement = narrowed(self._scoped(scope), filters, _FILTERS)
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.envelope import PageParams
 
 T = TypeVar("T")
+
+
+class Repository:
+    """The queries of one aggregate, run on the caller's session. A repository flushes at
+    most; the request's unit of work (or a workflow step) commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, row: object) -> None:
+        self.session.add(row)
+
+
+@dataclass(frozen=True, slots=True)
+class Criterion:
+    """How one field of a filter schema narrows a query, when the request set it."""
+
+    field: str
+    condition: Callable[[Any], ColumnElement[bool]]
+
+
+def equal(field: str, column: Any) -> Criterion:
+    return Criterion(field, lambda value: column == value)
+
+
+def at_least(field: str, column: Any) -> Criterion:
+    return Criterion(field, lambda value: column >= value)
+
+
+def at_most(field: str, column: Any) -> Criterion:
+    return Criterion(field, lambda value: column <= value)
+
+
+def search(field: str, *columns: Any) -> Criterion:
+    """A case-insensitive substring of any of `columns` (LIKE wildcards in the term escaped)."""
+    return Criterion(field, lambda term: or_(*(contains(column, term) for column in columns)))
+
+
+def narrowed(statement: Select[T], filters: object, criteria: Iterable[Criterion]) -> Select[T]:
+    """`statement` with the condition of every criterion whose field is set (not None, and
+    not an empty string) on `filters`."""
+    for criterion in criteria:
+        value = getattr(filters, criterion.field)
+        if value is not None and value != "":
+            statement = statement.where(criterion.condition(value))
+    return statement
 
 
 async def fetch_page(

@@ -4,18 +4,21 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import CursorResult, Select, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
-from budapp.core.repository import fetch_page, name_taken
+from budapp.core.repository import Repository, equal, fetch_page, name_taken, narrowed
 from budapp.credentials.models import Credential
 from budapp.credentials.schemas import CredentialFilter
 
+_FILTERS = (
+    equal("project_id", Credential.project_id),
+    equal("kind", Credential.kind),
+    equal("category", Credential.category),
+    equal("organization_id", Credential.organization_id),
+)
 
-class CredentialRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
+class CredentialRepository(Repository):
     def _scoped(self, scope: TenantScope) -> Select[Credential]:
         return select(Credential).where(
             Credential.deleted_at.is_(None), scope.where(Credential.organization_id)
@@ -40,15 +43,7 @@ class CredentialRepository:
             statement = statement.where(
                 or_(visible, Credential.project_id.is_(None)) if organization_wide else visible
             )
-        if filters.project_id is not None:
-            statement = statement.where(Credential.project_id == filters.project_id)
-        if filters.kind is not None:
-            statement = statement.where(Credential.kind == filters.kind)
-        if filters.category is not None:
-            statement = statement.where(Credential.category == filters.category)
-        if filters.organization_id is not None:
-            statement = statement.where(Credential.organization_id == filters.organization_id)
-        statement = statement.order_by(Credential.name, Credential.id)
+        statement = narrowed(statement, filters, _FILTERS).order_by(Credential.name, Credential.id)
         return await fetch_page(self.session, statement, filters)
 
     async def name_taken(
@@ -104,6 +99,3 @@ class CredentialRepository:
             Credential.deleted_at.is_(None), Credential.project_id == project_id
         )
         return int(await self.session.scalar(statement) or 0)
-
-    def add(self, credential: Credential) -> None:
-        self.session.add(credential)

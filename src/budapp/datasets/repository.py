@@ -4,18 +4,26 @@ import uuid
 from collections.abc import Sequence
 
 from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
-from budapp.core.repository import contains, fetch_page, name_taken
+from budapp.core.repository import (
+    Repository,
+    equal,
+    fetch_page,
+    name_taken,
+    narrowed,
+    search,
+)
 from budapp.datasets.models import Dataset, DatasetVersion
 from budapp.datasets.schemas import DatasetFilter
 
+_FILTERS = (
+    search("search", Dataset.name, Dataset.description),
+    equal("organization_id", Dataset.organization_id),
+)
 
-class DatasetRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
+class DatasetRepository(Repository):
     def _scoped(self, scope: TenantScope) -> Select[Dataset]:
         return select(Dataset).where(
             Dataset.deleted_at.is_(None), scope.where(Dataset.organization_id)
@@ -25,14 +33,7 @@ class DatasetRepository:
         return await self.session.scalar(self._scoped(scope).where(Dataset.id == dataset_id))
 
     async def page(self, scope: TenantScope, filters: DatasetFilter) -> tuple[list[Dataset], int]:
-        statement = self._scoped(scope)
-        if filters.search is not None:
-            statement = statement.where(
-                contains(Dataset.name, filters.search)
-                | contains(Dataset.description, filters.search)
-            )
-        if filters.organization_id is not None:
-            statement = statement.where(Dataset.organization_id == filters.organization_id)
+        statement = narrowed(self._scoped(scope), filters, _FILTERS)
         return await fetch_page(self.session, statement.order_by(Dataset.name, Dataset.id), filters)
 
     async def name_taken(
@@ -61,6 +62,3 @@ class DatasetRepository:
     async def lock(self, dataset: Dataset) -> None:
         """Serialises concurrent uploads of versions of one dataset (version numbers)."""
         await self.session.refresh(dataset, with_for_update=True)
-
-    def add(self, row: Dataset | DatasetVersion) -> None:
-        self.session.add(row)

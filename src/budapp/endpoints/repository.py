@@ -2,21 +2,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
 from budapp.core.db import utcnow
-from budapp.core.repository import contains, fetch_page
-from budapp.endpoints.models import Endpoint, EndpointReplica, EndpointStatus
+from budapp.core.repository import Repository, equal, fetch_page, narrowed, search
+from budapp.endpoints.models import Endpoint, EndpointReplica, EndpointStatus, ReplicaState
 from budapp.endpoints.schemas import EndpointFilter
 
+_SERVING = (EndpointStatus.RUNNING, EndpointStatus.DEPLOYING)
 
-class EndpointRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
+_FILTERS = (
+    equal("project_id", Endpoint.project_id),
+    equal("status", Endpoint.status),
+    equal("model_id", Endpoint.model_id),
+    equal("cluster_id", Endpoint.cluster_id),
+    search("name", Endpoint.name),
+)
+
+
+class EndpointRepository(Repository):
     async def get(self, scope: TenantScope, endpoint_id: uuid.UUID) -> Endpoint | None:
         statement = select(Endpoint).where(
             Endpoint.id == endpoint_id,
@@ -28,26 +36,13 @@ class EndpointRepository:
     async def page(
         self, scope: TenantScope, filters: EndpointFilter, *, projects: list[uuid.UUID] | None
     ) -> tuple[list[Endpoint], int]:
-        conditions: list[ColumnElement[bool]] = [
-            Endpoint.deleted_at.is_(None),
-            scope.where(Endpoint.organization_id),
-        ]
+        statement = select(Endpoint).where(
+            Endpoint.deleted_at.is_(None), scope.where(Endpoint.organization_id)
+        )
         if projects is not None:
-            conditions.append(Endpoint.project_id.in_(projects))
-        if filters.project_id is not None:
-            conditions.append(Endpoint.project_id == filters.project_id)
-        if filters.status is not None:
-            conditions.append(Endpoint.status == filters.status)
-        if filters.model_id is not None:
-            conditions.append(Endpoint.model_id == filters.model_id)
-        if filters.cluster_id is not None:
-            conditions.append(Endpoint.cluster_id == filters.cluster_id)
-        if filters.name:
-            conditions.append(contains(Endpoint.name, filters.name))
-        statement = (
-            select(Endpoint)
-            .where(*conditions)
-            .order_by(Endpoint.created_at.desc(), Endpoint.id.desc())
+            statement = statement.where(Endpoint.project_id.in_(projects))
+        statement = narrowed(statement, filters, _FILTERS).order_by(
+            Endpoint.created_at.desc(), Endpoint.id.desc()
         )
         return await fetch_page(self.session, statement, filters)
 
@@ -94,6 +89,47 @@ class EndpointRepository:
         )
         return list((await self.session.scalars(statement)).all())
 
+    async def serving_specs(self, cluster_ids: list[uuid.UUID]) -> list[dict[str, Any]]:
+        """The runtime specs of replicas on these clusters of endpoints that should serve."""
+        statement = (
+            select(EndpointReplica.spec)
+            .join(Endpoint, Endpoint.id == EndpointReplica.endpoint_id)
+            .where(
+                Endpoint.deleted_at.is_(None),
+                Endpoint.status.in_(_SERVING),
+                EndpointReplica.index < Endpoint.replicas,
+                EndpointReplica.state != ReplicaState.STOPPED,
+                EndpointReplica.cluster_id.in_(cluster_ids),
+            )
+        )
+        return [spec for spec in (await self.session.scalars(statement)).all() if spec]
+
+    async def running_replica_urls(
+        self, endpoint_id: uuid.UUID | None = None
+    ) -> list[tuple[uuid.UUID, str, dict[str, Any] | None]]:
+        """(endpoint id, URL, spec) of every running replica of running endpoints (or of one),
+        in replica order: what the gateway routes to."""
+        statement = (
+            select(EndpointReplica.endpoint_id, EndpointReplica.url, EndpointReplica.spec)
+            .join(Endpoint, Endpoint.id == EndpointReplica.endpoint_id)
+            .where(
+                Endpoint.deleted_at.is_(None),
+                Endpoint.status == EndpointStatus.RUNNING,
+                EndpointReplica.state == ReplicaState.RUNNING,
+                EndpointReplica.url.is_not(None),
+                EndpointReplica.index < Endpoint.replicas,
+            )
+            .order_by(EndpointReplica.endpoint_id, EndpointReplica.index)
+        )
+        if endpoint_id is not None:
+            statement = statement.where(Endpoint.id == endpoint_id)
+        rows = (await self.session.execute(statement)).all()
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    async def by_id(self, endpoint_id: uuid.UUID) -> Endpoint | None:
+        """Any endpoint, deleted or not: for background work that already knows its id."""
+        return await self.session.get(Endpoint, endpoint_id)
+
     async def replica_by_runtime(self, runtime_id: str) -> EndpointReplica | None:
         statement = select(EndpointReplica).where(EndpointReplica.runtime_id == runtime_id)
         return (await self.session.scalars(statement)).first()
@@ -103,6 +139,3 @@ class EndpointRepository:
             select(func.count()).select_from(Endpoint).where(column, Endpoint.deleted_at.is_(None))
         )
         return int(await self.session.scalar(statement) or 0)
-
-    def add(self, row: Endpoint | EndpointReplica) -> None:
-        self.session.add(row)

@@ -4,14 +4,13 @@ restart or give up."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp.adapters.clusters.base import RuntimeSpec, RuntimeState, RuntimeStatus
-from budapp.clusters.models import Cluster, ClusterProviderKind
+from budapp.clusters.service import local_cluster_ids
 from budapp.core.db import session_scope
 from budapp.core.logging import get_logger
-from budapp.endpoints.models import Endpoint, EndpointReplica, EndpointStatus, ReplicaState
+from budapp.endpoints.models import EndpointStatus, ReplicaState
 from budapp.endpoints.repository import EndpointRepository
 from budapp.endpoints.service import move_status, publish_status
 from budapp.notifications.models import Severity
@@ -19,26 +18,13 @@ from budapp.notifications.service import notify
 
 log = get_logger("budapp.endpoints")
 
-_SERVING = (EndpointStatus.RUNNING, EndpointStatus.DEPLOYING)
-
 
 async def desired_local_runtimes(factory: async_sessionmaker[AsyncSession]) -> list[RuntimeSpec]:
     """The replicas on the local cluster of endpoints that should be serving."""
     async with factory() as session:
-        statement = (
-            select(EndpointReplica.spec)
-            .join(Endpoint, Endpoint.id == EndpointReplica.endpoint_id)
-            .join(Cluster, Cluster.id == EndpointReplica.cluster_id)
-            .where(
-                Endpoint.deleted_at.is_(None),
-                Endpoint.status.in_(_SERVING),
-                EndpointReplica.index < Endpoint.replicas,
-                EndpointReplica.state != ReplicaState.STOPPED,
-                Cluster.provider == ClusterProviderKind.LOCAL,
-            )
-        )
-        specs = (await session.scalars(statement)).all()
-    return [RuntimeSpec.model_validate(spec) for spec in specs if spec]
+        local = await local_cluster_ids(session)
+        specs = await EndpointRepository(session).serving_specs(local) if local else []
+    return [RuntimeSpec.model_validate(spec) for spec in specs]
 
 
 class RuntimeEvents:
@@ -65,7 +51,7 @@ class RuntimeEvents:
             replica.restarts = status.restarts
             replica.url = status.url
             replica.message = status.message[:2000] if status.message else None
-            endpoint = await session.get(Endpoint, replica.endpoint_id)
+            endpoint = await repository.by_id(replica.endpoint_id)
             if endpoint is None or endpoint.status is not EndpointStatus.RUNNING:
                 return
             if status.state is not RuntimeState.FAILED:

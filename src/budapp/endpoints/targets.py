@@ -8,13 +8,12 @@ import asyncio
 import uuid
 from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp.adapters.events import EventBus
 from budapp.core.components import Key
 from budapp.core.logging import get_logger
-from budapp.endpoints.models import Endpoint, EndpointReplica, EndpointStatus, ReplicaState
+from budapp.endpoints.repository import EndpointRepository
 from budapp.events.service import ORG_EVENTS_TOPIC, EventType
 
 log = get_logger("budapp.endpoints")
@@ -63,7 +62,7 @@ class EndpointTargets:
     async def refresh(self, endpoint_id: uuid.UUID) -> None:
         try:
             async with self.factory() as session:
-                rows = (await session.execute(self._statement(Endpoint.id == endpoint_id))).all()
+                rows = await EndpointRepository(session).running_replica_urls(endpoint_id)
         except Exception:
             log.warning("endpoint_targets_refresh_failed", endpoint_id=str(endpoint_id))
             return
@@ -75,25 +74,9 @@ class EndpointTargets:
 
     async def _reload_all(self) -> None:
         async with self.factory() as session:
-            rows = (await session.execute(self._statement())).all()
+            rows = await EndpointRepository(session).running_replica_urls()
         for endpoint_id, (urls, model) in _grouped(rows).items():
             self.replicas.set(endpoint_id, urls, model)
-
-    @staticmethod
-    def _statement(*conditions: Any) -> Any:
-        return (
-            select(EndpointReplica.endpoint_id, EndpointReplica.url, EndpointReplica.spec)
-            .join(Endpoint, Endpoint.id == EndpointReplica.endpoint_id)
-            .where(
-                Endpoint.deleted_at.is_(None),
-                Endpoint.status == EndpointStatus.RUNNING,
-                EndpointReplica.state == ReplicaState.RUNNING,
-                EndpointReplica.url.is_not(None),
-                EndpointReplica.index < Endpoint.replicas,
-                *conditions,
-            )
-            .order_by(EndpointReplica.endpoint_id, EndpointReplica.index)
-        )
 
 
 def _grouped(rows: Any) -> dict[uuid.UUID, tuple[list[str], str | None]]:

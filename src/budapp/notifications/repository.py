@@ -4,18 +4,24 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import CursorResult, Select, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from budapp.core.repository import fetch_page
+from budapp.core.repository import Criterion, Repository, equal, fetch_page, narrowed
 from budapp.notifications.models import Notification
 from budapp.notifications.schemas import NotificationFilter
 
+_FILTERS = (
+    Criterion(
+        "unread",
+        lambda unread: (
+            Notification.read_at.is_(None) if unread else Notification.read_at.is_not(None)
+        ),
+    ),
+    equal("kind", Notification.kind),
+)
 
-class NotificationRepository:
+
+class NotificationRepository(Repository):
     """Every query is of one recipient's inbox: an inbox is private, even to admins."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
     def _inbox(self, user_id: uuid.UUID) -> Select[Notification]:
         return select(Notification).where(Notification.user_id == user_id)
@@ -28,13 +34,7 @@ class NotificationRepository:
     async def page(
         self, user_id: uuid.UUID, filters: NotificationFilter
     ) -> tuple[list[Notification], int]:
-        statement = self._inbox(user_id)
-        if filters.unread is True:
-            statement = statement.where(Notification.read_at.is_(None))
-        elif filters.unread is False:
-            statement = statement.where(Notification.read_at.is_not(None))
-        if filters.kind is not None:
-            statement = statement.where(Notification.kind == filters.kind)
+        statement = narrowed(self._inbox(user_id), filters, _FILTERS)
         statement = statement.order_by(Notification.created_at.desc(), Notification.id.desc())
         return await fetch_page(self.session, statement, filters)
 
@@ -56,6 +56,3 @@ class NotificationRepository:
 
     async def delete(self, notification: Notification) -> None:
         await self.session.execute(delete(Notification).where(Notification.id == notification.id))
-
-    def add(self, notification: Notification) -> None:
-        self.session.add(notification)

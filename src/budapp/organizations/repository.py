@@ -3,18 +3,14 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import Select, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
 from budapp.core.envelope import PageParams
-from budapp.core.repository import fetch_page
+from budapp.core.repository import Repository, fetch_page
 from budapp.organizations.models import Organization
 
 
-class OrganizationRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class OrganizationRepository(Repository):
     def _scoped(self, scope: TenantScope) -> Select[Organization]:
         return select(Organization).where(
             Organization.deleted_at.is_(None), scope.where(Organization.id)
@@ -41,6 +37,3 @@ class OrganizationRepository:
 
     async def any_exists(self) -> bool:
         return (await self.session.scalar(select(Organization.id).limit(1))) is not None
-
-    def add(self, organization: Organization) -> None:
-        self.session.add(organization)

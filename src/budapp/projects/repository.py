@@ -3,20 +3,27 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import Select, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
-from budapp.core.repository import contains, fetch_page, name_taken
+from budapp.core.repository import (
+    Repository,
+    equal,
+    fetch_page,
+    name_taken,
+    narrowed,
+    search,
+)
 from budapp.core.roles import ProjectRole
 from budapp.projects.models import Project, ProjectMember
 from budapp.projects.schemas import ProjectFilter
-from budapp.users.models import User
+
+_FILTERS = (
+    equal("organization_id", Project.organization_id),
+    search("search", Project.name),
+)
 
 
-class ProjectRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class ProjectRepository(Repository):
     def _scoped(self, scope: TenantScope) -> Select[Project]:
         return select(Project).where(
             Project.deleted_at.is_(None), scope.where(Project.organization_id)
@@ -39,10 +46,7 @@ class ProjectRepository:
                 ProjectMember,
                 (ProjectMember.project_id == Project.id) & (ProjectMember.user_id == member_id),
             )
-        if filters.organization_id is not None:
-            statement = statement.where(Project.organization_id == filters.organization_id)
-        if filters.search:
-            statement = statement.where(contains(Project.name, filters.search))
+        statement = narrowed(statement, filters, _FILTERS)
         statement = statement.order_by(Project.created_at.desc(), Project.id.desc())
         return await fetch_page(self.session, statement, filters)
 
@@ -58,9 +62,6 @@ class ProjectRepository:
             Project.deleted_at.is_(None), Project.organization_id == organization_id
         )
         return int(await self.session.scalar(statement) or 0)
-
-    def add(self, row: Project | ProjectMember) -> None:
-        self.session.add(row)
 
     # --- members ---------------------------------------------------------------------------
 
@@ -90,21 +91,14 @@ class ProjectRepository:
         )
         await self.session.execute(statement)
 
-    async def count_admins(self, project_id: uuid.UUID, *, excluding: uuid.UUID) -> int:
-        """The project's admins who are active, live users, other than `excluding`."""
-        statement = (
-            select(func.count())
-            .select_from(ProjectMember)
-            .join(User, User.id == ProjectMember.user_id)
-            .where(
-                ProjectMember.project_id == project_id,
-                ProjectMember.role == ProjectRole.ADMIN,
-                ProjectMember.user_id != excluding,
-                User.deleted_at.is_(None),
-                User.is_active.is_(True),
-            )
+    async def admin_ids(self, project_id: uuid.UUID, *, excluding: uuid.UUID) -> list[uuid.UUID]:
+        """The users holding the project's admin role, other than `excluding`."""
+        statement = select(ProjectMember.user_id).where(
+            ProjectMember.project_id == project_id,
+            ProjectMember.role == ProjectRole.ADMIN,
+            ProjectMember.user_id != excluding,
         )
-        return int(await self.session.scalar(statement) or 0)
+        return list((await self.session.scalars(statement)).all())
 
     async def remove_member(self, member: ProjectMember) -> None:
         await self.session.execute(delete(ProjectMember).where(ProjectMember.id == member.id))

@@ -215,7 +215,9 @@ class ProjectService:
         """Another admin who can still act (an active, not deleted user) must remain."""
         # Without the lock, two requests removing two admins at once would each see the other.
         await self.repository.lock(project.id)
-        if await self.repository.count_admins(project.id, excluding=leaving) < 1:
+        admins = await self.repository.admin_ids(project.id, excluding=leaving)
+        live = await self.users.get_many(system_scope(), admins)
+        if not any(user.is_active for user in live.values()):
             raise Conflict("A project must keep at least one active admin")
 
     async def _ensure_name_free(

@@ -3,20 +3,13 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from budapp.core.repository import fetch_page
+from budapp.core.repository import Repository, fetch_page
 from budapp.routers.models import ProjectRateLimit, Router
 from budapp.routers.schemas import RouterFilter
 
 
-class RouterRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    def add(self, row: Router | ProjectRateLimit) -> None:
-        self.session.add(row)
-
+class RouterRepository(Repository):
     def _of_project(self, project_id: uuid.UUID) -> Select[Router]:
         return select(Router).where(Router.project_id == project_id, Router.deleted_at.is_(None))
 

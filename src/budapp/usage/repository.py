@@ -20,12 +20,11 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from budapp.core.auth import TenantScope
 from budapp.core.db import UTCDateTime
-from budapp.core.repository import fetch_page
+from budapp.core.repository import Repository, fetch_page
 from budapp.usage.models import UsageDaily, UsageHourly, UsageRecord
 
 _RECORDS = cast("Table", UsageRecord.__table__)
@@ -47,10 +46,7 @@ _TRUNCATED = {
 }
 
 
-class UsageRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class UsageRepository(Repository):
     async def add_records(self, rows: Sequence[dict[str, Any]]) -> None:
         # Core insert of the table (not the ORM's bulk path): plain executemany.
         await self.session.execute(insert(_RECORDS), list(rows))

@@ -2,20 +2,23 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Select, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, func, select
 
 from budapp.core.auth import TenantScope
-from budapp.core.repository import contains, fetch_page
+from budapp.core.repository import Repository, equal, fetch_page, narrowed, search
 from budapp.core.roles import Role
 from budapp.users.models import User
 from budapp.users.schemas import UserFilter
 
+_FILTERS = (
+    equal("organization_id", User.organization_id),
+    equal("role", User.role),
+    equal("is_active", User.is_active),
+    search("search", User.email, User.name),
+)
 
-class UserRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
+class UserRepository(Repository):
     def _scoped(self, scope: TenantScope) -> Select[User]:
         return select(User).where(User.deleted_at.is_(None), scope.where(User.organization_id))
 
@@ -29,22 +32,16 @@ class UserRepository:
             (await self.session.scalars(self._scoped(scope).where(User.id.in_(user_ids)))).all()
         )
 
+    async def by_id(self, user_id: uuid.UUID) -> User | None:
+        """Any user, deleted or not (sign-in refuses a deleted one by name)."""
+        return await self.session.get(User, user_id)
+
     async def get_by_email(self, email: str) -> User | None:
         statement = select(User).where(User.deleted_at.is_(None), User.email == email)
         return await self.session.scalar(statement)
 
     async def page(self, scope: TenantScope, filters: UserFilter) -> tuple[list[User], int]:
-        statement = self._scoped(scope)
-        if filters.organization_id is not None:
-            statement = statement.where(User.organization_id == filters.organization_id)
-        if filters.role is not None:
-            statement = statement.where(User.role == filters.role)
-        if filters.is_active is not None:
-            statement = statement.where(User.is_active == filters.is_active)
-        if filters.search:
-            statement = statement.where(
-                or_(contains(User.email, filters.search), contains(User.name, filters.search))
-            )
+        statement = narrowed(self._scoped(scope), filters, _FILTERS)
         return await fetch_page(self.session, statement.order_by(User.email, User.id), filters)
 
     async def email_taken(self, email: str, *, excluding: uuid.UUID | None = None) -> bool:
@@ -67,6 +64,3 @@ class UserRepository:
 
     async def any_exists(self) -> bool:
         return (await self.session.scalar(select(User.id).limit(1))) is not None
-
-    def add(self, user: User) -> None:
-        self.session.add(user)

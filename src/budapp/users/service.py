@@ -39,6 +39,14 @@ class UserService:
             raise NotFound("user", user_id)
         return user
 
+    async def get_including_deleted(self, user_id: uuid.UUID) -> User:
+        """For sign-in through a provider, which refuses a deleted account rather than not
+        finding it."""
+        user = await self.repository.by_id(user_id)
+        if user is None:
+            raise NotFound("user", user_id)
+        return user
+
     async def get_many(
         self, scope: TenantScope, user_ids: list[uuid.UUID]
     ) -> dict[uuid.UUID, User]:

@@ -6,18 +6,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, Select, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from budapp.core.auth import TenantScope
-from budapp.core.repository import fetch_page
+from budapp.core.repository import Repository, equal, fetch_page, narrowed
 from budapp.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery
 from budapp.webhooks.schemas import DeliveryFilter, WebhookFilter
 
+_WEBHOOK_FILTERS = (
+    equal("active", Webhook.active),
+    equal("organization_id", Webhook.organization_id),
+)
 
-class WebhookRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
+class WebhookRepository(Repository):
     def _scoped(self, scope: TenantScope) -> Select[Webhook]:
         return select(Webhook).where(
             Webhook.deleted_at.is_(None), scope.where(Webhook.organization_id)
@@ -27,11 +28,7 @@ class WebhookRepository:
         return await self.session.scalar(self._scoped(scope).where(Webhook.id == webhook_id))
 
     async def page(self, scope: TenantScope, filters: WebhookFilter) -> tuple[list[Webhook], int]:
-        statement = self._scoped(scope)
-        if filters.active is not None:
-            statement = statement.where(Webhook.active.is_(filters.active))
-        if filters.organization_id is not None:
-            statement = statement.where(Webhook.organization_id == filters.organization_id)
+        statement = narrowed(self._scoped(scope), filters, _WEBHOOK_FILTERS)
         statement = statement.order_by(Webhook.created_at, Webhook.id)
         return await fetch_page(self.session, statement, filters)
 
@@ -57,20 +54,13 @@ class WebhookRepository:
         statement = select(Webhook.key_id).where(Webhook.secret_ciphertext.is_not(None)).distinct()
         return [key_id for key_id in (await self.session.scalars(statement)).all() if key_id]
 
-    def add(self, webhook: Webhook) -> None:
-        self.session.add(webhook)
 
-
-class DeliveryRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class DeliveryRepository(Repository):
     async def page(
         self, webhook_id: uuid.UUID, filters: DeliveryFilter
     ) -> tuple[list[WebhookDelivery], int]:
         statement = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
-        if filters.status is not None:
-            statement = statement.where(WebhookDelivery.status == filters.status)
+        statement = narrowed(statement, filters, (equal("status", WebhookDelivery.status),))
         statement = statement.order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
         return await fetch_page(self.session, statement, filters)
 
@@ -118,6 +108,3 @@ class DeliveryRepository:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-
-    def add(self, delivery: WebhookDelivery) -> None:
-        self.session.add(delivery)

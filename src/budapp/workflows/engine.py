@@ -30,7 +30,6 @@ from dbos._error import (
     DBOSMaxStepRetriesExceeded,
     DBOSWorkflowCancelledError,
 )
-from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -39,7 +38,8 @@ from budapp.core.components import Components
 from budapp.core.db import session_scope, utcnow
 from budapp.core.logging import get_logger
 from budapp.events.service import EventType, publish_org_event
-from budapp.workflows.models import RunStatus, StepStatus, WorkflowRun, WorkflowStep
+from budapp.workflows.models import RunStatus, StepStatus, WorkflowRun
+from budapp.workflows.repository import WorkflowRepository
 
 log = get_logger("budapp.workflows")
 
@@ -186,16 +186,11 @@ async def _record_step(
     run_uuid = uuid.UUID(run_id)
     now = utcnow()
     async with session_scope(engine.session_factory) as session:
-        run = await session.get(WorkflowRun, run_uuid)
+        runs = WorkflowRepository(session)
+        run = await runs.by_id(run_uuid)
         if run is None:
             return
-        row = (
-            await session.scalars(
-                select(WorkflowStep).where(
-                    WorkflowStep.run_id == run_uuid, WorkflowStep.name == name
-                )
-            )
-        ).first()
+        row = await runs.step(run_uuid, name)
         if row is None:
             return
         row.status = status
@@ -210,13 +205,8 @@ async def _record_step(
         if status in {StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.SKIPPED}:
             row.finished_at = now
         if status is StepStatus.SUCCEEDED:
-            # Counted in the database, with this row's change, not by loading every step.
             await session.flush()
-            done = select(func.count()).where(
-                WorkflowStep.run_id == run_uuid,
-                WorkflowStep.status.in_((StepStatus.SUCCEEDED, StepStatus.SKIPPED)),
-            )
-            run.steps_done = int(await session.scalar(done) or 0)
+            run.steps_done = await runs.count_done(run_uuid)
         payload = {
             "workflow_id": run_id,
             "kind": run.kind,
@@ -242,7 +232,8 @@ async def set_run_status(run_id: str, status: RunStatus, *, error: str | None = 
     run_uuid = uuid.UUID(run_id)
     now = utcnow()
     async with session_scope(engine.session_factory) as session:
-        run = await session.get(WorkflowRun, run_uuid)
+        runs = WorkflowRepository(session)
+        run = await runs.by_id(run_uuid)
         if run is None or (run.status.finished and status is not RunStatus.RUNNING):
             return
         if run.status is RunStatus.CANCELLED:
@@ -254,15 +245,7 @@ async def set_run_status(run_id: str, status: RunStatus, *, error: str | None = 
             run.finished_at = now
             run.error = error
             if status is not RunStatus.SUCCEEDED:
-                await session.execute(
-                    update(WorkflowStep)
-                    .where(
-                        WorkflowStep.run_id == run_uuid,
-                        WorkflowStep.status == StepStatus.RUNNING,
-                    )
-                    .values(status=StepStatus.FAILED, finished_at=now, updated_at=now)
-                    .execution_options(synchronize_session=False)
-                )
+                await runs.fail_running_steps(run_uuid, now)
         payload = {
             "workflow_id": run_id,
             "kind": run.kind,
@@ -276,7 +259,7 @@ async def set_run_status(run_id: str, status: RunStatus, *, error: str | None = 
 
 async def run_arguments(run_id: str) -> dict[str, Any]:
     async with session_scope(context().session_factory) as session:
-        run = await session.get(WorkflowRun, uuid.UUID(run_id))
+        run = await WorkflowRepository(session).by_id(uuid.UUID(run_id))
         return dict(run.arguments) if run is not None else {}
 
 
@@ -401,13 +384,7 @@ class WorkflowEngine:
         (the request committed, then the process died before enqueueing). Enqueueing under
         the run's id is idempotent: a run the engine already has is left as it is."""
         async with factory() as session:
-            pending = (
-                await session.execute(
-                    select(WorkflowRun.id, WorkflowRun.kind).where(
-                        WorkflowRun.status == RunStatus.PENDING
-                    )
-                )
-            ).all()
+            pending = await WorkflowRepository(session).pending()
         for run_id, kind in pending:
             await enqueue(kind, run_id, queued=True)
 

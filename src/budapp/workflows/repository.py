@@ -1,20 +1,24 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, false, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import false, func, or_, select, update
 
 from budapp.core.auth import TenantScope
-from budapp.core.repository import fetch_page
-from budapp.workflows.models import RunStatus, WorkflowRun, WorkflowStep
+from budapp.core.repository import Repository, equal, fetch_page, narrowed
+from budapp.workflows.models import RunStatus, StepStatus, WorkflowRun, WorkflowStep
 from budapp.workflows.schemas import WorkflowFilter
 
+_FILTERS = (
+    equal("status", WorkflowRun.status),
+    equal("kind", WorkflowRun.kind),
+    equal("project_id", WorkflowRun.project_id),
+    equal("resource_id", WorkflowRun.resource_id),
+)
 
-class WorkflowRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
 
+class WorkflowRepository(Repository):
     async def get(self, scope: TenantScope, run_id: uuid.UUID) -> WorkflowRun | None:
         statement = select(WorkflowRun).where(
             WorkflowRun.id == run_id, scope.where(WorkflowRun.organization_id)
@@ -37,26 +41,16 @@ class WorkflowRepository:
         visible_projects: list[uuid.UUID] | None,
         created_by: uuid.UUID | None,
     ) -> tuple[list[WorkflowRun], int]:
-        conditions: list[ColumnElement[bool]] = [scope.where(WorkflowRun.organization_id)]
+        statement = select(WorkflowRun).where(scope.where(WorkflowRun.organization_id))
         if visible_projects is not None:
             # Callers below org admin see the runs of their projects and the ones they started.
             own = WorkflowRun.created_by == created_by if created_by else false()
             in_projects = (
                 WorkflowRun.project_id.in_(visible_projects) if visible_projects else false()
             )
-            conditions.append(or_(in_projects, own))
-        if filters.status is not None:
-            conditions.append(WorkflowRun.status == filters.status)
-        if filters.kind is not None:
-            conditions.append(WorkflowRun.kind == filters.kind)
-        if filters.project_id is not None:
-            conditions.append(WorkflowRun.project_id == filters.project_id)
-        if filters.resource_id is not None:
-            conditions.append(WorkflowRun.resource_id == filters.resource_id)
-        statement = (
-            select(WorkflowRun)
-            .where(*conditions)
-            .order_by(WorkflowRun.created_at.desc(), WorkflowRun.id.desc())
+            statement = statement.where(or_(in_projects, own))
+        statement = narrowed(statement, filters, _FILTERS).order_by(
+            WorkflowRun.created_at.desc(), WorkflowRun.id.desc()
         )
         return await fetch_page(self.session, statement, filters)
 
@@ -67,5 +61,36 @@ class WorkflowRepository:
         )
         return (await self.session.scalars(statement.limit(1))).first()
 
-    def add(self, row: WorkflowRun | WorkflowStep) -> None:
-        self.session.add(row)
+    async def by_id(self, run_id: uuid.UUID) -> WorkflowRun | None:
+        """Any run: for the engine, which already knows which run it works for."""
+        return await self.session.get(WorkflowRun, run_id)
+
+    async def step(self, run_id: uuid.UUID, name: str) -> WorkflowStep | None:
+        statement = select(WorkflowStep).where(
+            WorkflowStep.run_id == run_id, WorkflowStep.name == name
+        )
+        return (await self.session.scalars(statement)).first()
+
+    async def count_done(self, run_id: uuid.UUID) -> int:
+        """Steps that succeeded or were skipped, counted in the database (with the flushed
+        change of the step just finished), not by loading every step."""
+        statement = select(func.count()).where(
+            WorkflowStep.run_id == run_id,
+            WorkflowStep.status.in_((StepStatus.SUCCEEDED, StepStatus.SKIPPED)),
+        )
+        return int(await self.session.scalar(statement) or 0)
+
+    async def fail_running_steps(self, run_id: uuid.UUID, now: datetime) -> None:
+        await self.session.execute(
+            update(WorkflowStep)
+            .where(WorkflowStep.run_id == run_id, WorkflowStep.status == StepStatus.RUNNING)
+            .values(status=StepStatus.FAILED, finished_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def pending(self) -> list[tuple[uuid.UUID, str]]:
+        """Runs recorded as PENDING: (id, kind)."""
+        statement = select(WorkflowRun.id, WorkflowRun.kind).where(
+            WorkflowRun.status == RunStatus.PENDING
+        )
+        return [(row[0], row[1]) for row in (await self.session.execute(statement)).all()]

@@ -10,8 +10,6 @@ and stale keys that keep validating while the provider is down.
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import secrets
 import time
 from collections.abc import Callable
@@ -22,6 +20,7 @@ from urllib.parse import urlencode
 import httpx
 import jwt
 
+from budapp.adapters.identity.base import Pkce, ProviderMetadata, ProviderUnavailable, TokenInvalid
 from budapp.core.logging import get_logger
 from budapp.core.security import hash_token
 
@@ -44,28 +43,6 @@ _KEY_TYPE_OF_ALGORITHM = {
 _ACCEPTED_KEY_TYPES = frozenset(_KEY_TYPE_OF_ALGORITHM.values())
 
 
-class ProviderUnavailable(Exception):
-    """The provider could not be reached or answered nonsense."""
-
-
-class TokenInvalid(Exception):
-    """A token or code the provider did not vouch for; `reason` is a stable short word."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderMetadata:
-    issuer: str
-    authorization_endpoint: str
-    token_endpoint: str
-    jwks_uri: str
-    end_session_endpoint: str | None
-
-
 @dataclass(frozen=True, slots=True)
 class _VerificationKey:
     key: Any
@@ -74,19 +51,9 @@ class _VerificationKey:
     algorithm: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Pkce:
-    verifier: str
-    challenge: str
-
-    @classmethod
-    def generate(cls) -> Pkce:
-        verifier = secrets.token_urlsafe(48)
-        digest = hashlib.sha256(verifier.encode("ascii")).digest()
-        return cls(verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii"))
-
-
 class OidcClient:
+    """The `IdentityProviderClient` of an OpenID Connect issuer."""
+
     def __init__(
         self,
         *,

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from budapp.adapters.storage import key_id
 
 
-class OwnedFiles:
+class OwnedFilesRepository:
     def __init__(self, prefix: str, *, owner: Any, files: Any, owner_id: Any) -> None:
         """`owner_id` is the file model's column that names its owner."""
         self.prefix = prefix
