@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from budapp.audit.dependencies import AuditServiceDep
+from budapp.audit.dependencies import AuditRecordReader, AuditServiceDep
 from budapp.audit.schemas import (
     AuditExportQuery,
     AuditPageQuery,
@@ -61,7 +60,5 @@ async def verify_chain(
 
 
 @router.get("/{record_id}", responses=errors(NotFound))
-async def get_record(
-    record_id: uuid.UUID, principal: OrgAdmin, service: AuditServiceDep
-) -> Envelope[AuditRead]:
-    return Envelope(data=await service.get(principal, record_id))
+async def get_record(record: AuditRecordReader) -> Envelope[AuditRead]:
+    return Envelope(data=AuditRead.model_validate(record))

@@ -7,7 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from budapp.catalog.dependencies import ModelServiceDep, ModelUploadsDep
+from budapp.catalog.dependencies import (
+    ModelManager,
+    ModelReader,
+    ModelServiceDep,
+    ModelsManager,
+    ModelsViewer,
+    ModelUploadsDep,
+    ScanOverrider,
+)
 from budapp.catalog.errors import ModelNotDeployable
 from budapp.catalog.schemas import (
     CloudModelCreate,
@@ -20,7 +28,6 @@ from budapp.catalog.schemas import (
     ModelUpdate,
     ScanOverride,
 )
-from budapp.core.auth import CurrentPrincipal
 from budapp.core.bodies import json_body, media_type, multipart_openapi
 from budapp.core.envelope import Envelope, PageEnvelope
 from budapp.core.errors import (
@@ -52,28 +59,28 @@ _UPLOAD_FIELDS = {
 
 @router.get("")
 async def list_models(
-    principal: CurrentPrincipal,
+    principal: ModelsViewer,
     service: ModelServiceDep,
     filters: Annotated[ModelFilter, Query()],
 ) -> PageEnvelope[ModelRead]:
-    return (await service.page(filters, by=principal)).envelope()
+    return (await service.page(principal, filters)).envelope()
 
 
 @router.get("/leaderboard")
 async def leaderboard(
-    principal: CurrentPrincipal,
+    principal: ModelsViewer,
     service: ModelServiceDep,
     filters: Annotated[LeaderboardFilter, Query()],
 ) -> PageEnvelope[LeaderboardEntry]:
     """Models ranked per metric by their best benchmark or evaluation result."""
-    return (await service.leaderboard(filters, by=principal)).envelope()
+    return (await service.leaderboard(principal, filters)).envelope()
 
 
 @router.post("/cloud", status_code=201, responses=errors(NotFound, Conflict, InvalidInput))
 async def create_cloud_model(
-    body: CloudModelCreate, principal: CurrentPrincipal, service: ModelServiceDep
+    body: CloudModelCreate, principal: ModelsManager, service: ModelServiceDep
 ) -> Envelope[ModelRead]:
-    return Envelope(data=await service.create_cloud(body, by=principal))
+    return Envelope(data=await service.create_cloud(principal, body))
 
 
 @router.post(
@@ -83,63 +90,56 @@ async def create_cloud_model(
     openapi_extra=multipart_openapi(_UPLOAD_FIELDS, LocalModelReference),
 )
 async def create_local_model(
-    request: Request, principal: CurrentPrincipal, uploads: ModelUploadsDep
+    request: Request, principal: ModelsManager, uploads: ModelUploadsDep
 ) -> Envelope[ModelRead]:
     """Multipart: one or more `file` parts, streamed into object storage, then scanned in the
     background. JSON: a Hugging Face `repo_id` that a cluster fetches at deploy time."""
     if media_type(request) == "application/json":
         reference = await json_body(request, LocalModelReference)
-        return Envelope(data=await uploads.models.create_reference(reference, by=principal))
+        return Envelope(data=await uploads.models.create_reference(principal, reference))
     content_type = request.headers.get("content-type", "")
-    return Envelope(data=await uploads.create_local(request.stream(), content_type, by=principal))
+    return Envelope(data=await uploads.create_local(principal, request.stream(), content_type))
 
 
 @router.post("/custom", status_code=201, responses=errors(Conflict))
 async def create_custom_model(
-    body: CustomModelCreate, principal: CurrentPrincipal, service: ModelServiceDep
+    body: CustomModelCreate, principal: ModelsManager, service: ModelServiceDep
 ) -> Envelope[ModelRead]:
-    return Envelope(data=await service.create_custom(body, by=principal))
+    return Envelope(data=await service.create_custom(principal, body))
 
 
 @router.get("/{model_id}", responses=errors(NotFound))
-async def get_model(
-    model_id: uuid.UUID, principal: CurrentPrincipal, service: ModelServiceDep
-) -> Envelope[ModelRead]:
-    return Envelope(data=await service.read(model_id, by=principal))
+async def get_model(model: ModelReader, service: ModelServiceDep) -> Envelope[ModelRead]:
+    return Envelope(data=await service.read(model))
 
 
 @router.put("/{model_id}", responses=errors(NotFound, Conflict))
 async def update_model(
-    model_id: uuid.UUID, body: ModelUpdate, principal: CurrentPrincipal, service: ModelServiceDep
+    model: ModelManager, body: ModelUpdate, service: ModelServiceDep
 ) -> Envelope[ModelRead]:
-    return Envelope(data=await service.update(model_id, body, by=principal))
+    return Envelope(data=await service.update(model, body))
 
 
 @router.delete(
     "/{model_id}", status_code=204, response_class=Response, responses=errors(NotFound, Conflict)
 )
-async def delete_model(
-    model_id: uuid.UUID, principal: CurrentPrincipal, service: ModelServiceDep
-) -> None:
+async def delete_model(model: ModelManager, service: ModelServiceDep) -> None:
     """Refused while an endpoint uses the model."""
-    await service.delete(model_id, by=principal)
+    await service.delete(model)
 
 
 @router.post("/{model_id}/scan-override", responses=errors(NotFound, Conflict))
 async def override_scan(
-    model_id: uuid.UUID, body: ScanOverride, principal: CurrentPrincipal, service: ModelServiceDep
+    model: ScanOverrider, body: ScanOverride, service: ModelServiceDep
 ) -> Envelope[ModelRead]:
     """Org admins only: allow deploying a model whose scan failed. Audited with the reason."""
-    return Envelope(data=await service.override_scan(model_id, body, by=principal))
+    return Envelope(data=await service.override_scan(model, body))
 
 
 @router.get("/{model_id}/deployable", responses=errors(NotFound, ModelNotDeployable))
-async def check_deployable(
-    model_id: uuid.UUID, principal: CurrentPrincipal, service: ModelServiceDep
-) -> Envelope[ModelRead]:
+async def check_deployable(model: ModelReader, service: ModelServiceDep) -> Envelope[ModelRead]:
     """409 with the scan's findings when the model may not be deployed."""
-    model = await service.deployable(model_id, by=principal)
-    return Envelope(data=service.to_read(model))
+    return Envelope(data=service.deployable(model))
 
 
 @router.get(
@@ -148,9 +148,9 @@ async def check_deployable(
     responses={200: {"content": {"application/octet-stream": {}}}, **errors(NotFound)},
 )
 async def download_model_file(
-    model_id: uuid.UUID, file_id: uuid.UUID, principal: CurrentPrincipal, service: ModelServiceDep
+    model: ModelReader, file_id: uuid.UUID, service: ModelServiceDep
 ) -> StreamingResponse:
-    stored, chunks = await service.download(model_id, file_id, by=principal)
+    stored, chunks = await service.download(model, file_id)
     return StreamingResponse(
         chunks,
         media_type="application/octet-stream",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,7 +33,7 @@ from budapp.core.db import after_commit, utcnow
 from budapp.core.envelope import Page
 from budapp.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from budapp.core.references import ReferenceGuard
-from budapp.core.roles import Permission, Role
+from budapp.core.roles import Permission
 from budapp.credentials.service import CredentialService
 from budapp.events.service import publish_after_commit
 from budapp.projects.service import ProjectService
@@ -67,6 +68,14 @@ def is_deployable(model: Model) -> bool:
     return True
 
 
+@dataclass(frozen=True, slots=True)
+class ModelAccess:
+    """A model as one caller may use it: found in their scope, their permission checked."""
+
+    model: Model
+    principal: Principal
+
+
 class ModelService:
     def __init__(
         self,
@@ -86,37 +95,48 @@ class ModelService:
         self.references = references
         self.scans = scans
 
-    # --- reads -----------------------------------------------------------------------------
+    # --- access ----------------------------------------------------------------------------
 
-    async def get(self, model_id: uuid.UUID, *, by: Principal) -> Model:
-        await self.projects.require_in_any_project(by, Permission.MODEL_VIEW)
-        model = await self.repository.get(by.scope, model_id)
+    async def access(
+        self, model_id: uuid.UUID, principal: Principal, permission: Permission
+    ) -> ModelAccess:
+        """The model if the caller holds `permission` in a project (else FORBIDDEN: models
+        belong to the whole organisation) and may see it (else NOT_FOUND)."""
+        await self.projects.require_in_any_project(principal, permission)
+        model = await self.repository.get(principal.scope, model_id)
+        if model is None:
+            raise NotFound("model", model_id)
+        return ModelAccess(model, principal)
+
+    async def visible(self, principal: Principal, model_id: uuid.UUID) -> Model:
+        """A model of the caller's organisation, for a caller already checked for model:view
+        (a request body naming a model, after `ModelsViewer`)."""
+        model = await self.repository.get(principal.scope, model_id)
         if model is None:
             raise NotFound("model", model_id)
         return model
 
-    async def read(self, model_id: uuid.UUID, *, by: Principal) -> ModelRead:
-        model = await self.get(model_id, by=by)
-        return self.to_read(model, await self.repository.files(model.id))
+    # --- reads -----------------------------------------------------------------------------
 
-    async def page(self, filters: ModelFilter, *, by: Principal) -> Page[ModelRead]:
-        await self.projects.require_in_any_project(by, Permission.MODEL_VIEW)
-        rows, total = await self.repository.page(by.scope, filters)
+    async def read(self, access: ModelAccess) -> ModelRead:
+        return self.to_read(access.model, await self.repository.files(access.model.id))
+
+    async def page(self, principal: Principal, filters: ModelFilter) -> Page[ModelRead]:
+        rows, total = await self.repository.page(principal.scope, filters)
         return Page([self.to_read(row) for row in rows], total, filters)
 
     async def download(
-        self, model_id: uuid.UUID, file_id: uuid.UUID, *, by: Principal
+        self, access: ModelAccess, file_id: uuid.UUID
     ) -> tuple[ModelFile, AsyncIterator[bytes]]:
-        model = await self.get(model_id, by=by)
+        model = access.model
         found = await self.repository.file(model.id, file_id)
         if found is None:
             raise NotFound("model file", file_id)
         return found, read_verified(self.storage, found.object_key, found.sha256)
 
     async def leaderboard(
-        self, filters: LeaderboardFilter, *, by: Principal
+        self, principal: Principal, filters: LeaderboardFilter
     ) -> Page[LeaderboardEntry]:
-        await self.projects.require_in_any_project(by, Permission.MODEL_VIEW)
         entries = []
         for (
             model_id,
@@ -127,7 +147,7 @@ class ModelService:
             best_min,
             count,
             last,
-        ) in await self.repository.leaderboard(by.scope, filters):
+        ) in await self.repository.leaderboard(principal.scope, filters):
             value = best_max if higher else best_min
             entries.append(
                 (metric, -value if higher else value, model_id, name, higher, count, last)
@@ -154,14 +174,17 @@ class ModelService:
 
     # --- writes ----------------------------------------------------------------------------
 
-    async def create_cloud(self, data: CloudModelCreate, *, by: Principal) -> ModelRead:
-        await self.projects.require_in_any_project(by, Permission.MODEL_MANAGE)
+    async def create_cloud(self, principal: Principal, data: CloudModelCreate) -> ModelRead:
         try:
-            credential = await self.credentials.get(data.credential_id, by=by)
+            credential = (
+                await self.credentials.access(
+                    data.credential_id, principal, Permission.CREDENTIAL_VIEW
+                )
+            ).credential
         except (NotFound, Forbidden):
             raise NotFound("credential", data.credential_id) from None
         # A super admin sees every tenant's credentials; a model uses its own tenant's only.
-        if credential.organization_id != by.organization_id:
+        if credential.organization_id != principal.organization_id:
             raise NotFound("credential", data.credential_id)
         if credential.category != "provider" or credential.kind != data.provider:
             raise InvalidInput(
@@ -170,8 +193,8 @@ class ModelService:
                 details=[{"field": "credential_id", "message": "provider mismatch"}],
             )
         model = await self.add_model(
+            principal,
             data,
-            by,
             source=ModelSource.CLOUD,
             scan_status=ScanStatus.NOT_REQUIRED,
             provider=data.provider,
@@ -180,11 +203,10 @@ class ModelService:
         )
         return self.to_read(model)
 
-    async def create_reference(self, data: LocalModelReference, *, by: Principal) -> ModelRead:
-        await self.projects.require_in_any_project(by, Permission.MODEL_MANAGE)
+    async def create_reference(self, principal: Principal, data: LocalModelReference) -> ModelRead:
         model = await self.add_model(
+            principal,
             data,
-            by,
             source=ModelSource.LOCAL,
             scan_status=ScanStatus.NOT_SCANNED,
             provider="huggingface",
@@ -193,23 +215,31 @@ class ModelService:
         )
         return self.to_read(model)
 
-    async def create_custom(self, data: CustomModelCreate, *, by: Principal) -> ModelRead:
-        await self.projects.require_in_any_project(by, Permission.MODEL_MANAGE)
+    async def create_custom(self, principal: Principal, data: CustomModelCreate) -> ModelRead:
         model = await self.add_model(
-            data, by, source=ModelSource.CUSTOM, scan_status=ScanStatus.NOT_SCANNED, uri=data.uri
+            principal,
+            data,
+            source=ModelSource.CUSTOM,
+            scan_status=ScanStatus.NOT_SCANNED,
+            uri=data.uri,
         )
         return self.to_read(model)
 
     async def add_model(
-        self, data: ModelMetadata, by: Principal, *, name: str | None = None, **columns: object
+        self,
+        principal: Principal,
+        data: ModelMetadata,
+        *,
+        name: str | None = None,
+        **columns: object,
     ) -> Model:
         name = name or getattr(data, "name", None)
         if not isinstance(name, str):  # pragma: no cover - every create schema has a name
             raise InvalidInput("A model needs a name")
-        await self.ensure_name_free(by.organization_id, name)
+        await self.ensure_name_free(principal.organization_id, name)
         model = Model(
             id=columns.pop("id", None) or uuid.uuid4(),
-            organization_id=by.organization_id,
+            organization_id=principal.organization_id,
             name=name,
             tags=data.tags or [],
             **columns,
@@ -221,9 +251,8 @@ class ModelService:
         await self.session.flush()
         return model
 
-    async def update(self, model_id: uuid.UUID, data: ModelUpdate, *, by: Principal) -> ModelRead:
-        await self.projects.require_in_any_project(by, Permission.MODEL_MANAGE)
-        model = await self.get(model_id, by=by)
+    async def update(self, access: ModelAccess, data: ModelUpdate) -> ModelRead:
+        model = access.model
         if data.name is not None and data.name != model.name:
             await self.ensure_name_free(model.organization_id, data.name, excluding=model.id)
             model.name = data.name
@@ -234,9 +263,8 @@ class ModelService:
         await self.session.flush()
         return self.to_read(model, await self.repository.files(model.id))
 
-    async def delete(self, model_id: uuid.UUID, *, by: Principal) -> None:
-        await self.projects.require_in_any_project(by, Permission.MODEL_MANAGE)
-        model = await self.get(model_id, by=by)
+    async def delete(self, access: ModelAccess) -> None:
+        model = access.model
         await self.references.ensure_unreferenced("model", self.session, model.id)
         model.deleted_at = utcnow()
         await self.session.flush()
@@ -244,26 +272,23 @@ class ModelService:
             payload = {"organization_id": str(model.organization_id)}
             publish_after_commit(self.session, MODELS_CHANGED_TOPIC, payload)
 
-    async def override_scan(
-        self, model_id: uuid.UUID, data: ScanOverride, *, by: Principal
-    ) -> ModelRead:
-        if not by.has_role(Role.ORG_ADMIN):
-            raise Forbidden("Only an org admin may override a failed scan")
-        model = await self.get(model_id, by=by)
+    async def override_scan(self, access: ModelAccess, data: ScanOverride) -> ModelRead:
+        """`access` comes from an org admin (`ScanOverrider`)."""
+        model = access.model
         if model.scan_status is not ScanStatus.FAILED:
             raise Conflict(
                 f"Only a failed scan can be overridden (this one is {model.scan_status})"
             )
-        model.scan_override_by = by.user_id
+        model.scan_override_by = access.principal.user_id
         model.scan_override_reason = data.reason
         model.scan_override_at = utcnow()
         await self.session.flush()
         return self.to_read(model, await self.repository.files(model.id))
 
-    async def deployable(self, model_id: uuid.UUID, *, by: Principal) -> Model:
-        model = await self.get(model_id, by=by)
-        ensure_deployable(model)
-        return model
+    @staticmethod
+    def deployable(access: ModelAccess) -> ModelRead:
+        ensure_deployable(access.model)
+        return ModelService.to_read(access.model)
 
     # --- shared with the upload path -------------------------------------------------------
 

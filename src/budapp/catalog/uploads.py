@@ -21,7 +21,6 @@ from budapp.core.auth import Principal
 from budapp.core.db import end_read_transaction
 from budapp.core.errors import InvalidInput, PayloadTooLarge
 from budapp.core.multipart import ReceivedForm, read_form_into
-from budapp.core.roles import Permission
 
 FILE_FIELD = "file"
 
@@ -96,9 +95,9 @@ class ModelUploads:
         self.file_max_bytes = file_max_bytes
 
     async def create_local(
-        self, stream: AsyncIterator[bytes], content_type: str, *, by: Principal
+        self, principal: Principal, stream: AsyncIterator[bytes], content_type: str
     ) -> ModelRead:
-        await self.models.projects.require_in_any_project(by, Permission.MODEL_MANAGE)
+        """`principal` holds model:manage in a project (`ModelsManager`)."""
         await end_read_transaction(self.models.session)
         model_id = uuid.uuid4()
         uploads: list[StoredUpload] = []
@@ -109,7 +108,7 @@ class ModelUploads:
             path = check_file_path(filename)
             if any(upload.path == path for upload in uploads):
                 raise InvalidInput(f"The file {path!r} was sent twice")
-            key = f"{MODEL_OBJECT_PREFIX}/{by.organization_id}/{model_id}/{uuid.uuid4()}"
+            key = f"{MODEL_OBJECT_PREFIX}/{principal.organization_id}/{model_id}/{uuid.uuid4()}"
             upload = StoredUpload(self.storage, key, path, self.file_max_bytes)
             uploads.append(upload)
             return upload
@@ -119,8 +118,8 @@ class ModelUploads:
             await read_form_into(form, stream, content_type, open_sink)
             data = parse_form(form)
             self._check(uploads, data)
-            await self.models.ensure_name_free(by.organization_id, data.name)
-            return await self._record(model_id, data, uploads, by)
+            await self.models.ensure_name_free(principal.organization_id, data.name)
+            return await self._record(model_id, data, uploads, principal)
         except BaseException:
             for upload in uploads:
                 await upload.discard()
@@ -149,12 +148,16 @@ class ModelUploads:
             raise InvalidInput(f"Checksums given for files not uploaded: {sorted(unknown)}")
 
     async def _record(
-        self, model_id: uuid.UUID, data: LocalModelForm, uploads: list[StoredUpload], by: Principal
+        self,
+        model_id: uuid.UUID,
+        data: LocalModelForm,
+        uploads: list[StoredUpload],
+        principal: Principal,
     ) -> ModelRead:
         service = self.models
         model = await service.add_model(
+            principal,
             data,
-            by,
             id=model_id,
             source=ModelSource.LOCAL,
             scan_status=ScanStatus.PENDING,

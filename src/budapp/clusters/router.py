@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from budapp.clusters.dependencies import ClusterServiceDep
+from budapp.clusters.dependencies import ClusterManager, ClusterReader, ClusterServiceDep
 from budapp.clusters.schemas import ClusterCreate, ClusterFilter, ClusterRead, ClusterStatusRead
+from budapp.clusters.service import ClusterService
 from budapp.core.auth import CurrentPrincipal, OrgAdmin
 from budapp.core.envelope import Envelope, PageEnvelope
 from budapp.core.errors import (
@@ -28,7 +28,7 @@ async def list_clusters(
     service: ClusterServiceDep,
     filters: Annotated[ClusterFilter, Query()],
 ) -> PageEnvelope[ClusterRead]:
-    return (await service.page(filters, by=principal)).envelope()
+    return (await service.page(principal, filters)).envelope()
 
 
 @router.post("", status_code=201, responses=errors(Forbidden, Conflict, NotFound, InvalidInput))
@@ -37,14 +37,12 @@ async def register_cluster(
 ) -> Envelope[ClusterRead]:
     """Registers the cluster in status ONBOARDING; `POST /clusters/{id}/onboard` reaches it.
     Tokens are stored encrypted and never returned."""
-    return Envelope(data=await service.register(body, by=principal))
+    return Envelope(data=await service.register(principal, body))
 
 
 @router.get("/{cluster_id}", responses=errors(NotFound))
-async def get_cluster(
-    cluster_id: uuid.UUID, principal: CurrentPrincipal, service: ClusterServiceDep
-) -> Envelope[ClusterRead]:
-    return Envelope(data=await service.read(cluster_id, by=principal))
+async def get_cluster(cluster: ClusterReader, service: ClusterServiceDep) -> Envelope[ClusterRead]:
+    return Envelope(data=service.read(cluster))
 
 
 @router.delete(
@@ -53,32 +51,28 @@ async def get_cluster(
     response_class=Response,
     responses=errors(NotFound, Forbidden, Conflict),
 )
-async def delete_cluster(
-    cluster_id: uuid.UUID, principal: OrgAdmin, service: ClusterServiceDep
-) -> None:
-    await service.delete(cluster_id, by=principal)
+async def delete_cluster(cluster: ClusterManager, service: ClusterServiceDep) -> None:
+    await service.delete(cluster)
 
 
 @router.post("/{cluster_id}/onboard", responses=errors(NotFound, Forbidden, ServiceUnavailable))
 async def onboard_cluster(
-    cluster_id: uuid.UUID, principal: OrgAdmin, service: ClusterServiceDep
+    cluster: ClusterManager, service: ClusterServiceDep
 ) -> Envelope[ClusterRead]:
     """Reaches the cluster and records its inventory: AVAILABLE, or ERROR (503) with the
     reason in `last_error`."""
-    return Envelope(data=await service.onboard(cluster_id, by=principal))
+    return Envelope(data=await service.onboard(cluster))
 
 
 @router.get("/{cluster_id}/status", responses=errors(NotFound))
-async def cluster_status(
-    cluster_id: uuid.UUID, principal: CurrentPrincipal, service: ClusterServiceDep
-) -> Envelope[ClusterStatusRead]:
+async def cluster_status(cluster: ClusterReader) -> Envelope[ClusterStatusRead]:
     """The recorded status and free capacity, as of the last onboard or sync."""
-    return Envelope(data=await service.status(cluster_id, by=principal))
+    return Envelope(data=ClusterService.status(cluster))
 
 
 @router.post("/{cluster_id}/sync", responses=errors(NotFound, Forbidden, ServiceUnavailable))
 async def sync_cluster(
-    cluster_id: uuid.UUID, principal: OrgAdmin, service: ClusterServiceDep
+    cluster: ClusterManager, service: ClusterServiceDep
 ) -> Envelope[ClusterRead]:
     """Refreshes the inventory; an unreachable cluster becomes NOT_AVAILABLE (503)."""
-    return Envelope(data=await service.sync(cluster_id, by=principal))
+    return Envelope(data=await service.sync(cluster))

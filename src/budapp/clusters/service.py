@@ -74,15 +74,15 @@ class ClusterService:
             raise NotFound("cluster", cluster_id)
         return cluster
 
-    async def read(self, cluster_id: uuid.UUID, *, by: Principal) -> ClusterRead:
-        return self._read(await self.get(by.scope, cluster_id))
+    def read(self, cluster: Cluster) -> ClusterRead:
+        return self._read(cluster)
 
-    async def page(self, filters: ClusterFilter, *, by: Principal) -> Page[ClusterRead]:
-        rows, total = await self.repository.page(by.scope, filters)
+    async def page(self, principal: Principal, filters: ClusterFilter) -> Page[ClusterRead]:
+        rows, total = await self.repository.page(principal.scope, filters)
         return Page([self._read(row) for row in rows], total, filters)
 
-    async def status(self, cluster_id: uuid.UUID, *, by: Principal) -> ClusterStatusRead:
-        cluster = await self.get(by.scope, cluster_id)
+    @staticmethod
+    def status(cluster: Cluster) -> ClusterStatusRead:
         return ClusterStatusRead(
             id=cluster.id,
             name=cluster.name,
@@ -103,7 +103,7 @@ class ClusterService:
 
     # --- writes ------------------------------------------------------------------------------
 
-    async def register(self, data: ClusterCreate, *, by: Principal) -> ClusterRead:
+    async def register(self, by: Principal, data: ClusterCreate) -> ClusterRead:
         if data.provider is ClusterProviderKind.LOCAL and not by.has_role(Role.SUPER_ADMIN):
             # The local provider runs processes on the budapp host itself.
             raise Forbidden("Only a super admin may register the local host as a cluster")
@@ -112,21 +112,18 @@ class ClusterService:
         cluster = await self.create_in(organization_id, data)
         return self._read(cluster)
 
-    async def onboard(self, cluster_id: uuid.UUID, *, by: Principal) -> ClusterRead:
+    async def onboard(self, cluster: Cluster) -> ClusterRead:
         """Reaches the cluster for the first time (or again) and records its inventory."""
-        cluster = await self.get(by.scope, cluster_id)
         await self.refresh_inventory(cluster, failed=ClusterStatus.ERROR)
         return self._read(cluster)
 
-    async def sync(self, cluster_id: uuid.UUID, *, by: Principal) -> ClusterRead:
-        cluster = await self.get(by.scope, cluster_id)
+    async def sync(self, cluster: Cluster) -> ClusterRead:
         onboarded = cluster.status in (ClusterStatus.AVAILABLE, ClusterStatus.NOT_AVAILABLE)
         failed = ClusterStatus.NOT_AVAILABLE if onboarded else ClusterStatus.ERROR
         await self.refresh_inventory(cluster, failed=failed)
         return self._read(cluster)
 
-    async def delete(self, cluster_id: uuid.UUID, *, by: Principal) -> None:
-        cluster = await self.get(by.scope, cluster_id)
+    async def delete(self, cluster: Cluster) -> None:
         await self.references.ensure_unreferenced("cluster", self.session, cluster.id)
         cluster.deleted_at = utcnow()
         # The tokens are erased with the cluster, not merely hidden.

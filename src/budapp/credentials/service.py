@@ -73,6 +73,14 @@ class CredentialVault:
         return secrets
 
 
+@dataclass(frozen=True, slots=True)
+class CredentialAccess:
+    """A credential as one caller may use it: found in their scope, their permission checked."""
+
+    credential: Credential
+    principal: Principal
+
+
 class CredentialService:
     def __init__(
         self,
@@ -89,19 +97,27 @@ class CredentialService:
         self.organizations = organizations
         self.references = references
 
-    # --- reads -----------------------------------------------------------------------------
+    # --- access ----------------------------------------------------------------------------
 
-    async def get(self, credential_id: uuid.UUID, *, by: Principal) -> Credential:
-        credential = await self.repository.get(by.scope, credential_id)
+    async def access(
+        self, credential_id: uuid.UUID, principal: Principal, permission: Permission
+    ) -> CredentialAccess:
+        """The credential if the caller may see it (else NOT_FOUND) and holds `permission`
+        on it (else FORBIDDEN; see `_authorize`)."""
+        credential = await self.repository.get(principal.scope, credential_id)
         if credential is None:
             raise NotFound("credential", credential_id)
-        await self._authorize(credential, by, Permission.CREDENTIAL_VIEW, hide=True)
-        return credential
+        await self._authorize(credential, principal, Permission.CREDENTIAL_VIEW, hide=True)
+        if permission is not Permission.CREDENTIAL_VIEW:
+            await self._authorize(credential, principal, permission, hide=False)
+        return CredentialAccess(credential, principal)
 
-    async def read(self, credential_id: uuid.UUID, *, by: Principal) -> CredentialRead:
-        return self._read(await self.get(credential_id, by=by))
+    # --- reads -----------------------------------------------------------------------------
 
-    async def page(self, filters: CredentialFilter, *, by: Principal) -> Page[CredentialRead]:
+    def read(self, access: CredentialAccess) -> CredentialRead:
+        return self._read(access.credential)
+
+    async def page(self, by: Principal, filters: CredentialFilter) -> Page[CredentialRead]:
         visible: list[uuid.UUID] | None = None
         if not by.has_role(Role.ORG_ADMIN):
             visible = [
@@ -131,7 +147,7 @@ class CredentialService:
 
     # --- writes ----------------------------------------------------------------------------
 
-    async def create(self, data: CredentialCreate, *, by: Principal) -> CredentialRead:
+    async def create(self, by: Principal, data: CredentialCreate) -> CredentialRead:
         organization_id = data.organization_id or by.organization_id
         await self.organizations.get(by.scope, organization_id)
         if data.project_id is not None:
@@ -156,11 +172,8 @@ class CredentialService:
         await self.session.flush()
         return self._read(credential)
 
-    async def update(
-        self, credential_id: uuid.UUID, data: CredentialUpdate, *, by: Principal
-    ) -> CredentialRead:
-        credential = await self.get(credential_id, by=by)
-        await self._authorize(credential, by, Permission.CREDENTIAL_MANAGE, hide=False)
+    async def update(self, access: CredentialAccess, data: CredentialUpdate) -> CredentialRead:
+        credential = access.credential
         if data.name is not None and data.name != credential.name:
             await self._ensure_name_free(
                 credential.organization_id, data.name, excluding=credential.id
@@ -174,9 +187,8 @@ class CredentialService:
         await self.session.flush()
         return self._read(credential)
 
-    async def delete(self, credential_id: uuid.UUID, *, by: Principal) -> None:
-        credential = await self.get(credential_id, by=by)
-        await self._authorize(credential, by, Permission.CREDENTIAL_MANAGE, hide=False)
+    async def delete(self, access: CredentialAccess) -> None:
+        credential = access.credential
         await self.references.ensure_unreferenced("credential", self.session, credential.id)
         credential.deleted_at = utcnow()
         credential.ciphertext = None

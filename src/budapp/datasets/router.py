@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from budapp.core.auth import CurrentPrincipal
 from budapp.core.envelope import Envelope, PageEnvelope
 from budapp.core.errors import (
     Conflict,
@@ -17,7 +15,13 @@ from budapp.core.errors import (
     Unauthorized,
 )
 from budapp.core.http import errors
-from budapp.datasets.dependencies import DatasetServiceDep
+from budapp.datasets.dependencies import (
+    DatasetManager,
+    DatasetReader,
+    DatasetServiceDep,
+    DatasetsManager,
+    DatasetsViewer,
+)
 from budapp.datasets.schemas import DatasetFilter, DatasetRead, DatasetUpdate, DatasetVersionRead
 
 router = APIRouter(prefix="/datasets", tags=["datasets"], responses=errors(Unauthorized, Forbidden))
@@ -47,50 +51,44 @@ _UPLOAD_ERRORS = errors(InvalidInput, Conflict, PayloadTooLarge)
 
 @router.get("")
 async def list_datasets(
-    principal: CurrentPrincipal,
+    principal: DatasetsViewer,
     service: DatasetServiceDep,
     filters: Annotated[DatasetFilter, Query()],
 ) -> PageEnvelope[DatasetRead]:
-    return (await service.page(filters, by=principal)).envelope()
+    return (await service.page(principal, filters)).envelope()
 
 
 @router.post("", status_code=201, responses=_UPLOAD_ERRORS, openapi_extra=_UPLOAD)
 async def upload_dataset(
-    request: Request, principal: CurrentPrincipal, service: DatasetServiceDep
+    request: Request, principal: DatasetsManager, service: DatasetServiceDep
 ) -> Envelope[DatasetRead]:
     """A new dataset with its first version: one JSONL, CSV or Parquet `file`, streamed."""
     content_type = request.headers.get("content-type", "")
-    return Envelope(data=await service.create(request.stream(), content_type, by=principal))
+    return Envelope(data=await service.create(principal, request.stream(), content_type))
 
 
 @router.get("/{dataset_id}", responses=errors(NotFound))
 async def get_dataset(
-    dataset_id: uuid.UUID,
-    principal: CurrentPrincipal,
+    dataset: DatasetReader,
     service: DatasetServiceDep,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> Envelope[DatasetRead]:
     """With every version and a preview of the first rows of the latest (or `version`)."""
-    return Envelope(data=await service.read(dataset_id, by=principal, version=version))
+    return Envelope(data=await service.read(dataset, version))
 
 
 @router.put("/{dataset_id}", responses=errors(NotFound, Conflict))
 async def update_dataset(
-    dataset_id: uuid.UUID,
-    body: DatasetUpdate,
-    principal: CurrentPrincipal,
-    service: DatasetServiceDep,
+    dataset: DatasetManager, body: DatasetUpdate, service: DatasetServiceDep
 ) -> Envelope[DatasetRead]:
-    return Envelope(data=await service.update(dataset_id, body, by=principal))
+    return Envelope(data=await service.update(dataset, body))
 
 
 @router.delete(
     "/{dataset_id}", status_code=204, response_class=Response, responses=errors(NotFound, Conflict)
 )
-async def delete_dataset(
-    dataset_id: uuid.UUID, principal: CurrentPrincipal, service: DatasetServiceDep
-) -> None:
-    await service.delete(dataset_id, by=principal)
+async def delete_dataset(dataset: DatasetManager, service: DatasetServiceDep) -> None:
+    await service.delete(dataset)
 
 
 @router.post(
@@ -100,13 +98,11 @@ async def delete_dataset(
     openapi_extra=_UPLOAD,
 )
 async def upload_dataset_version(
-    dataset_id: uuid.UUID, request: Request, principal: CurrentPrincipal, service: DatasetServiceDep
+    dataset: DatasetManager, request: Request, service: DatasetServiceDep
 ) -> Envelope[DatasetVersionRead]:
     """A new immutable version; a file identical to an existing version is refused (409)."""
     content_type = request.headers.get("content-type", "")
-    return Envelope(
-        data=await service.add_version(dataset_id, request.stream(), content_type, by=principal)
-    )
+    return Envelope(data=await service.add_version(dataset, request.stream(), content_type))
 
 
 @router.get(
@@ -115,12 +111,11 @@ async def upload_dataset_version(
     responses={200: {"content": {"application/octet-stream": {}}}, **errors(NotFound)},
 )
 async def download_dataset(
-    dataset_id: uuid.UUID,
-    principal: CurrentPrincipal,
+    dataset: DatasetReader,
     service: DatasetServiceDep,
     version: Annotated[int | None, Query(ge=1)] = None,
 ) -> StreamingResponse:
-    found, chunks = await service.download(dataset_id, version, by=principal)
+    found, chunks = await service.download(dataset, version)
     return StreamingResponse(
         chunks,
         media_type="application/octet-stream",

@@ -10,6 +10,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -92,6 +93,14 @@ class _SpooledUpload:
             self.path.unlink()
 
 
+@dataclass(frozen=True, slots=True)
+class DatasetAccess:
+    """A dataset as one caller may use it: found in their scope, their permission checked."""
+
+    dataset: Dataset
+    principal: Principal
+
+
 class DatasetService:
     def __init__(
         self,
@@ -108,19 +117,23 @@ class DatasetService:
         self.references = references
         self.limits = limits
 
-    # --- reads -----------------------------------------------------------------------------
+    # --- access ----------------------------------------------------------------------------
 
-    async def get(self, dataset_id: uuid.UUID, *, by: Principal) -> Dataset:
-        await self.projects.require_in_any_project(by, Permission.DATASET_VIEW)
-        dataset = await self.repository.get(by.scope, dataset_id)
+    async def access(
+        self, dataset_id: uuid.UUID, principal: Principal, permission: Permission
+    ) -> DatasetAccess:
+        """The dataset if the caller holds `permission` in a project (else FORBIDDEN:
+        datasets belong to the whole organisation) and may see it (else NOT_FOUND)."""
+        await self.projects.require_in_any_project(principal, permission)
+        dataset = await self.repository.get(principal.scope, dataset_id)
         if dataset is None:
             raise NotFound("dataset", dataset_id)
-        return dataset
+        return DatasetAccess(dataset, principal)
 
-    async def read(
-        self, dataset_id: uuid.UUID, *, by: Principal, version: int | None = None
-    ) -> DatasetRead:
-        dataset = await self.get(dataset_id, by=by)
+    # --- reads -----------------------------------------------------------------------------
+
+    async def read(self, access: DatasetAccess, version: int | None = None) -> DatasetRead:
+        dataset = access.dataset
         versions = list(await self.repository.versions(dataset.id))
         shown = next(
             (v for v in versions if v.version == (version or dataset.latest_version)), None
@@ -129,15 +142,14 @@ class DatasetService:
             raise NotFound("dataset version", version)
         return self._read(dataset, versions, shown)
 
-    async def page(self, filters: DatasetFilter, *, by: Principal) -> Page[DatasetRead]:
-        await self.projects.require_in_any_project(by, Permission.DATASET_VIEW)
-        rows, total = await self.repository.page(by.scope, filters)
+    async def page(self, principal: Principal, filters: DatasetFilter) -> Page[DatasetRead]:
+        rows, total = await self.repository.page(principal.scope, filters)
         return Page([self._read(row, [], None) for row in rows], total, filters)
 
     async def download(
-        self, dataset_id: uuid.UUID, version: int | None, *, by: Principal
+        self, access: DatasetAccess, version: int | None
     ) -> tuple[DatasetVersion, AsyncIterator[bytes]]:
-        dataset = await self.get(dataset_id, by=by)
+        dataset = access.dataset
         found = await self.repository.version(dataset.id, version or dataset.latest_version)
         if found is None:
             raise NotFound("dataset version", version)
@@ -146,42 +158,31 @@ class DatasetService:
     # --- writes ----------------------------------------------------------------------------
 
     async def create(
-        self, stream: AsyncIterator[bytes], content_type: str, *, by: Principal
+        self, principal: Principal, stream: AsyncIterator[bytes], content_type: str
     ) -> DatasetRead:
-        await self.projects.require_in_any_project(by, Permission.DATASET_MANAGE)
-        dataset = Dataset(id=uuid.uuid4(), organization_id=by.organization_id, name="")
+        """`principal` holds dataset:manage in a project (`DatasetsManager`)."""
+        dataset = Dataset(id=uuid.uuid4(), organization_id=principal.organization_id, name="")
         version = await self._receive(dataset, stream, content_type, new=True)
         return self._read(dataset, [version], version)
 
     async def add_version(
-        self,
-        dataset_id: uuid.UUID,
-        stream: AsyncIterator[bytes],
-        content_type: str,
-        *,
-        by: Principal,
+        self, access: DatasetAccess, stream: AsyncIterator[bytes], content_type: str
     ) -> DatasetVersionRead:
-        await self.projects.require_in_any_project(by, Permission.DATASET_MANAGE)
-        dataset = await self.get(dataset_id, by=by)
-        version = await self._receive(dataset, stream, content_type, new=False)
+        version = await self._receive(access.dataset, stream, content_type, new=False)
         return DatasetVersionRead.model_validate(version)
 
-    async def update(
-        self, dataset_id: uuid.UUID, data: DatasetUpdate, *, by: Principal
-    ) -> DatasetRead:
-        await self.projects.require_in_any_project(by, Permission.DATASET_MANAGE)
-        dataset = await self.get(dataset_id, by=by)
+    async def update(self, access: DatasetAccess, data: DatasetUpdate) -> DatasetRead:
+        dataset = access.dataset
         if data.name is not None and data.name != dataset.name:
             await self._ensure_name_free(dataset.organization_id, data.name, dataset.id)
             dataset.name = data.name
         if "description" in data.model_fields_set:
             dataset.description = data.description
         await self.session.flush()
-        return await self.read(dataset.id, by=by)
+        return await self.read(access)
 
-    async def delete(self, dataset_id: uuid.UUID, *, by: Principal) -> None:
-        await self.projects.require_in_any_project(by, Permission.DATASET_MANAGE)
-        dataset = await self.get(dataset_id, by=by)
+    async def delete(self, access: DatasetAccess) -> None:
+        dataset = access.dataset
         await self.references.ensure_unreferenced("dataset", self.session, dataset.id)
         dataset.deleted_at = utcnow()
         await self.session.flush()

@@ -5,7 +5,7 @@ module decides whether they may start and records the intent in the request's tr
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,7 +36,7 @@ from budapp.endpoints.schemas import (
     ReplicaRead,
 )
 from budapp.events.service import EventType, publish_org_event
-from budapp.projects.service import ProjectService
+from budapp.projects.service import ProjectAccess, ProjectService
 from budapp.usage.service import UsageService
 from budapp.workflows.service import WorkflowService
 
@@ -118,6 +118,14 @@ def model_shape(model: Model, quantization: str | None) -> planning.ModelShape:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class EndpointAccess:
+    """An endpoint as one caller may use it: its project visible, their permission checked."""
+
+    endpoint: Endpoint
+    principal: Principal
+
+
 class EndpointService:
     def __init__(  # noqa: PLR0917 - the domains an endpoint ties together
         self,
@@ -139,7 +147,11 @@ class EndpointService:
 
     # --- reads -------------------------------------------------------------------------------
 
-    async def get(self, endpoint_id: uuid.UUID, by: Principal, permission: Permission) -> Endpoint:
+    async def access(
+        self, endpoint_id: uuid.UUID, by: Principal, permission: Permission
+    ) -> EndpointAccess:
+        """The endpoint if the caller may see its project (else NOT_FOUND) and holds
+        `permission` there (else FORBIDDEN)."""
         endpoint = await self.repository.get(by.scope, endpoint_id)
         if endpoint is None:
             raise NotFound("endpoint", endpoint_id)
@@ -147,14 +159,13 @@ class EndpointService:
             await self.projects.access(endpoint.project_id, by, permission)
         except NotFound:
             raise NotFound("endpoint", endpoint_id) from None
-        return endpoint
+        return EndpointAccess(endpoint, by)
 
-    async def read(self, endpoint_id: uuid.UUID, *, by: Principal) -> EndpointRead:
-        return EndpointRead.model_validate(
-            await self.get(endpoint_id, by, Permission.ENDPOINT_VIEW)
-        )
+    @staticmethod
+    def read(access: EndpointAccess) -> EndpointRead:
+        return EndpointRead.model_validate(access.endpoint)
 
-    async def page(self, filters: EndpointFilter, *, by: Principal) -> Page[EndpointRead]:
+    async def page(self, by: Principal, filters: EndpointFilter) -> Page[EndpointRead]:
         visible: list[uuid.UUID] | None = None
         if not by.has_role(Role.ORG_ADMIN):
             visible = [
@@ -165,8 +176,10 @@ class EndpointService:
         rows, total = await self.repository.page(by.scope, filters, projects=visible)
         return Page([EndpointRead.model_validate(row) for row in rows], total, filters)
 
-    async def status(self, endpoint_id: uuid.UUID, *, by: Principal) -> EndpointStatusRead:
-        endpoint = await self.get(endpoint_id, by, Permission.ENDPOINT_VIEW)
+    async def status(self, access: EndpointAccess) -> EndpointStatusRead:
+        return await self._status(access.endpoint)
+
+    async def _status(self, endpoint: Endpoint) -> EndpointStatusRead:
         replicas = await self.repository.replicas(endpoint.id)
         active = await self.workflows.active_for(endpoint.id)
         return EndpointStatusRead(
@@ -180,12 +193,12 @@ class EndpointService:
         )
 
     async def metrics(
-        self, endpoint_id: uuid.UUID, query: EndpointMetricsQuery, *, by: Principal
+        self, access: EndpointAccess, query: EndpointMetricsQuery
     ) -> EndpointMetricsRead:
-        endpoint = await self.get(endpoint_id, by, Permission.ENDPOINT_VIEW)
+        endpoint = access.endpoint
         replicas = await self.repository.replicas(endpoint.id)
         calls = await self.usage.endpoint_metrics(
-            by.scope,
+            access.principal.scope,
             endpoint.id,
             since=query.since,
             until=query.until,
@@ -202,15 +215,13 @@ class EndpointService:
             series=calls.series,
         )
 
-    async def logs(
-        self, endpoint_id: uuid.UUID, *, by: Principal, replica: int, lines: int
-    ) -> LogsRead:
-        endpoint = await self.get(endpoint_id, by, Permission.ENDPOINT_VIEW)
+    async def logs(self, access: EndpointAccess, *, replica: int, lines: int) -> LogsRead:
+        endpoint = access.endpoint
         rows = {row.index: row for row in await self.repository.replicas(endpoint.id)}
         if replica not in rows:
             raise NotFound("replica", replica)
         row = rows[replica]
-        provider = await self.clusters.provider_for(by.scope, row.cluster_id)
+        provider = await self.clusters.provider_for(access.principal.scope, row.cluster_id)
         return LogsRead(
             replica=replica,
             runtime_id=row.runtime_id,
@@ -219,8 +230,10 @@ class EndpointService:
 
     # --- planning --------------------------------------------------------------------------
 
-    async def plan(self, data: PlanRequest, *, by: Principal) -> PlanRead:
-        model = await self.models.get(data.model_id, by=by)
+    async def plan(self, by: Principal, data: PlanRequest) -> PlanRead:
+        """`by` holds model:view in a project (`ModelsViewer`); the model is looked up in
+        their organisation."""
+        model = await self.models.visible(by, data.model_id)
         return await self._plan(
             model,
             organization_scope=by,
@@ -302,9 +315,10 @@ class EndpointService:
 
     # --- writes ------------------------------------------------------------------------------
 
-    async def create(self, data: EndpointCreate, *, by: Principal) -> EndpointRead:
-        access = await self.projects.access(data.project_id, by, Permission.ENDPOINT_MANAGE)
-        model = await self.models.get(data.model_id, by=by)
+    async def create(self, access: ProjectAccess, data: EndpointCreate) -> EndpointRead:
+        """`access`: the body's project, where the caller holds endpoint:manage."""
+        by = access.principal
+        model = (await self.models.access(data.model_id, by, Permission.MODEL_VIEW)).model
         self._template(data.runtime)
         if data.cluster_id is not None:
             await self.clusters.get(by.scope, data.cluster_id)
@@ -327,10 +341,8 @@ class EndpointService:
         await self.session.flush()
         return EndpointRead.model_validate(endpoint)
 
-    async def update(
-        self, endpoint_id: uuid.UUID, data: EndpointUpdate, *, by: Principal
-    ) -> EndpointRead:
-        endpoint = await self.get(endpoint_id, by, Permission.ENDPOINT_MANAGE)
+    async def update(self, access: EndpointAccess, data: EndpointUpdate) -> EndpointRead:
+        endpoint, by = access.endpoint, access.principal
         changes = data.model_dump(exclude_unset=True)
         if set(changes) & set(_SERVING_SETTINGS) and endpoint.status in (
             EndpointStatus.DEPLOYING,
@@ -352,45 +364,43 @@ class EndpointService:
         await self.session.flush()
         return EndpointRead.model_validate(endpoint)
 
-    async def deploy(self, endpoint_id: uuid.UUID, *, by: Principal) -> EndpointStatusRead:
-        endpoint = await self.get(endpoint_id, by, Permission.ENDPOINT_MANAGE)
+    async def deploy(self, access: EndpointAccess) -> EndpointStatusRead:
+        endpoint, by = access.endpoint, access.principal
         await self._ensure_idle(endpoint)
-        model = await self.models.get(endpoint.model_id, by=by)
+        model = (await self.models.access(endpoint.model_id, by, Permission.MODEL_VIEW)).model
         ensure_deployable(model)
         await self._plan_into(endpoint, model, by, replicas=endpoint.replicas)
         await move_status(self.session, endpoint, EndpointStatus.DEPLOYING, "deploying")
         await self._start(DEPLOY, endpoint, by)
-        return await self.status(endpoint.id, by=by)
+        return await self._status(endpoint)
 
-    async def scale(
-        self, endpoint_id: uuid.UUID, replicas: int, *, by: Principal
-    ) -> EndpointStatusRead:
-        endpoint = await self.get(endpoint_id, by, Permission.ENDPOINT_MANAGE)
+    async def scale(self, access: EndpointAccess, replicas: int) -> EndpointStatusRead:
+        endpoint, by = access.endpoint, access.principal
         await self._ensure_idle(endpoint)
         if endpoint.status is not EndpointStatus.RUNNING:
             # Not deployed: only the desired count changes; the next deploy uses it.
             endpoint.replicas = replicas
             await self.session.flush()
-            return await self.status(endpoint.id, by=by)
-        model = await self.models.get(endpoint.model_id, by=by)
+            return await self._status(endpoint)
+        model = (await self.models.access(endpoint.model_id, by, Permission.MODEL_VIEW)).model
         await self._plan_into(endpoint, model, by, replicas=replicas)
         endpoint.replicas = replicas
         await move_status(self.session, endpoint, EndpointStatus.DEPLOYING, "scaling")
         await self._start(SCALE, endpoint, by)
-        return await self.status(endpoint.id, by=by)
+        return await self._status(endpoint)
 
-    async def undeploy(self, endpoint_id: uuid.UUID, *, by: Principal) -> EndpointStatusRead:
-        endpoint = await self.get(endpoint_id, by, Permission.ENDPOINT_MANAGE)
+    async def undeploy(self, access: EndpointAccess) -> EndpointStatusRead:
+        endpoint, by = access.endpoint, access.principal
         await self._ensure_idle(endpoint)
         if EndpointStatus.STOPPED not in TRANSITIONS[endpoint.status]:
             raise Conflict(f"An endpoint that is {endpoint.status.value} is not deployed")
         await self._start(UNDEPLOY, endpoint, by)
-        return await self.status(endpoint.id, by=by)
+        return await self._status(endpoint)
 
-    async def delete(self, endpoint_id: uuid.UUID, *, by: Principal) -> uuid.UUID | None:
+    async def delete(self, access: EndpointAccess) -> uuid.UUID | None:
         """Deletes at once what runs nowhere; otherwise starts the delete workflow (which
         stops the replicas first) and returns its id."""
-        endpoint = await self.get(endpoint_id, by, Permission.ENDPOINT_MANAGE)
+        endpoint, by = access.endpoint, access.principal
         await self._ensure_idle(endpoint)
         replicas = await self.repository.replicas(endpoint.id)
         if endpoint.status in (EndpointStatus.PENDING, EndpointStatus.STOPPED) and not any(

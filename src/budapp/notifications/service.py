@@ -64,28 +64,31 @@ class NotificationService:
         self.session = session
         self.repository = NotificationRepository(session)
 
-    async def page(self, filters: NotificationFilter, *, by: Principal) -> Page[NotificationRead]:
-        rows, total = await self.repository.page(by.user_id, filters)
+    async def get(self, principal: Principal, notification_id: uuid.UUID) -> Notification:
+        """One of the caller's own notifications (anyone else's is not found)."""
+        notification = await self.repository.get(principal.user_id, notification_id)
+        if notification is None:
+            raise NotFound("notification", notification_id)
+        return notification
+
+    async def page(
+        self, principal: Principal, filters: NotificationFilter
+    ) -> Page[NotificationRead]:
+        rows, total = await self.repository.page(principal.user_id, filters)
         return Page([NotificationRead.model_validate(row) for row in rows], total, filters)
 
-    async def unread_count(self, *, by: Principal) -> UnreadCount:
-        return UnreadCount(unread=await self.repository.unread_count(by.user_id))
+    async def unread_count(self, principal: Principal) -> UnreadCount:
+        return UnreadCount(unread=await self.repository.unread_count(principal.user_id))
 
-    async def mark_read(self, notification_id: uuid.UUID, *, by: Principal) -> NotificationRead:
-        notification = await self._get(notification_id, by)
+    async def mark_read(self, notification: Notification) -> NotificationRead:
         if notification.read_at is None:
             notification.read_at = utcnow()
             await self.session.flush()
         return NotificationRead.model_validate(notification)
 
-    async def mark_all_read(self, *, by: Principal) -> MarkedRead:
-        return MarkedRead(marked=await self.repository.mark_all_read(by.user_id, utcnow()))
+    async def mark_all_read(self, principal: Principal) -> MarkedRead:
+        marked = await self.repository.mark_all_read(principal.user_id, utcnow())
+        return MarkedRead(marked=marked)
 
-    async def delete(self, notification_id: uuid.UUID, *, by: Principal) -> None:
-        await self.repository.delete(await self._get(notification_id, by))
-
-    async def _get(self, notification_id: uuid.UUID, by: Principal) -> Notification:
-        notification = await self.repository.get(by.user_id, notification_id)
-        if notification is None:
-            raise NotFound("notification", notification_id)
-        return notification
+    async def delete(self, notification: Notification) -> None:
+        await self.repository.delete(notification)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -9,7 +8,12 @@ from budapp.core.auth import CurrentPrincipal, SuperAdmin
 from budapp.core.envelope import Envelope, PageEnvelope, PageParams
 from budapp.core.errors import Conflict, Forbidden, NotFound, Unauthorized
 from budapp.core.http import errors
-from budapp.organizations.dependencies import OrganizationServiceDep
+from budapp.organizations.dependencies import (
+    OrganizationManager,
+    OrganizationReader,
+    OrganizationRemover,
+    OrganizationServiceDep,
+)
 from budapp.organizations.schemas import OrganizationCreate, OrganizationRead, OrganizationUpdate
 
 router = APIRouter(prefix="/organizations", tags=["organizations"], responses=errors(Unauthorized))
@@ -34,26 +38,21 @@ async def create_organization(
 
 
 @router.get("/{organization_id}", responses=errors(NotFound))
-async def get_organization(
-    organization_id: uuid.UUID, principal: CurrentPrincipal, service: OrganizationServiceDep
-) -> Envelope[OrganizationRead]:
-    return Envelope(data=await service.read(principal.scope, organization_id))
+async def get_organization(organization: OrganizationReader) -> Envelope[OrganizationRead]:
+    return Envelope(data=OrganizationRead.model_validate(organization))
 
 
 @router.put("/{organization_id}", responses=errors(NotFound, Forbidden, Conflict))
 async def update_organization(
-    organization_id: uuid.UUID,
-    body: OrganizationUpdate,
-    principal: CurrentPrincipal,
-    service: OrganizationServiceDep,
+    organization: OrganizationManager, body: OrganizationUpdate, service: OrganizationServiceDep
 ) -> Envelope[OrganizationRead]:
-    return Envelope(data=await service.update(organization_id, body, by=principal))
+    return Envelope(data=await service.update(organization, body))
 
 
 @router.delete(
     "/{organization_id}", status_code=204, responses=errors(NotFound, Forbidden, Conflict)
 )
 async def delete_organization(
-    organization_id: uuid.UUID, principal: SuperAdmin, service: OrganizationServiceDep
+    organization: OrganizationRemover, principal: SuperAdmin, service: OrganizationServiceDep
 ) -> None:
-    await service.delete(organization_id, by=principal)
+    await service.delete(principal, organization)

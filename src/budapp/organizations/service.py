@@ -44,12 +44,17 @@ class OrganizationService:
         await self.session.flush()
         return organization
 
-    async def update(
-        self, organization_id: uuid.UUID, data: OrganizationUpdate, *, by: Principal
-    ) -> OrganizationRead:
+    async def managed(self, organization_id: uuid.UUID, by: Principal) -> Organization:
+        """An organisation in the caller's scope (else NOT_FOUND) that they administer (else
+        FORBIDDEN)."""
         organization = await self.get(by.scope, organization_id)
         if not by.has_role(Role.ORG_ADMIN):
             raise Forbidden("Requires the org_admin role")
+        return organization
+
+    async def update(
+        self, organization: Organization, data: OrganizationUpdate
+    ) -> OrganizationRead:
         changes = data.model_dump(exclude_unset=True)
         if changes.get("name") is None:
             changes.pop("name", None)
@@ -60,8 +65,8 @@ class OrganizationService:
         await self.session.flush()
         return OrganizationRead.model_validate(organization)
 
-    async def delete(self, organization_id: uuid.UUID, *, by: Principal) -> None:
-        organization = await self.get(by.scope, organization_id)
+    async def delete(self, by: Principal, organization: Organization) -> None:
+        """`by` is a super admin (`SuperAdmin`), and `organization` in their scope."""
         if organization.id == by.organization_id:
             raise Conflict("You cannot delete your own organization")
         await self.references.ensure_unreferenced("organization", self.session, organization.id)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from budapp.core.auth import CurrentPrincipal
+from budapp.core.auth import CurrentPrincipal, Principal
 from budapp.core.components import components
 from budapp.core.deps import SessionDep
 from budapp.core.roles import Permission
@@ -34,6 +34,17 @@ def project_access(permission: Permission) -> Callable[..., Awaitable[ProjectAcc
         project_id: uuid.UUID, principal: CurrentPrincipal, service: ProjectServiceDep
     ) -> ProjectAccess:
         return await service.access(project_id, principal, permission)
+
+    return dependency
+
+
+def in_any_project(permission: Permission) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: the caller, who holds `permission` in at least one project (org admins
+    hold every permission): for resources of the whole organisation (models, datasets)."""
+
+    async def dependency(principal: CurrentPrincipal, service: ProjectServiceDep) -> Principal:
+        await service.require_in_any_project(principal, permission)
+        return principal
 
     return dependency
 

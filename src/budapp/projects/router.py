@@ -43,7 +43,7 @@ async def list_projects(
 async def create_project(
     body: ProjectCreate, principal: ProjectAdmin, service: ProjectServiceDep
 ) -> Envelope[ProjectRead]:
-    return Envelope(data=await service.create(body, by=principal))
+    return Envelope(data=await service.create(principal, body))
 
 
 @router.get("/{project_id}", responses=errors(NotFound))

@@ -98,7 +98,7 @@ class ProjectService:
         rows, total = await self.repository.page(principal.scope, filters, member_id=member_id)
         return Page([ProjectRead.model_validate(row) for row in rows], total, filters)
 
-    async def create(self, data: ProjectCreate, *, by: Principal) -> ProjectRead:
+    async def create(self, by: Principal, data: ProjectCreate) -> ProjectRead:
         organization_id = data.organization_id or by.organization_id
         await self.organizations.get(by.scope, organization_id)
         await self._ensure_name_free(organization_id, data.name)

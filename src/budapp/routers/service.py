@@ -11,6 +11,7 @@ from budapp.catalog.service import load_model
 from budapp.core.db import after_commit, utcnow
 from budapp.core.envelope import Page
 from budapp.core.errors import Conflict, InvalidInput, NotFound
+from budapp.core.roles import Permission
 from budapp.credentials.service import CredentialService, secrets_for_project
 from budapp.projects.service import ProjectAccess
 from budapp.routers.models import ProjectRateLimit, Router
@@ -142,7 +143,11 @@ class RouterService:
     ) -> None:
         """A url target's credential must be one the caller may see, the project may use and
         the gateway can call with."""
-        credential = await self.credentials.get(credential_id, by=access.principal)
+        credential = (
+            await self.credentials.access(
+                credential_id, access.principal, Permission.CREDENTIAL_VIEW
+            )
+        ).credential
         if credential.project_id not in (None, access.project.id):
             raise NotFound("credential", credential_id)
         if credential.kind not in CALLABLE_KINDS:

@@ -25,4 +25,4 @@ async def list_usage(
 ) -> PageEnvelope[UsageRead]:
     """Sums per hour or day, per project, API key, router and model, newest first. Calls are
     written in batches a few seconds after they end."""
-    return (await service.page(filters, by=principal)).envelope()
+    return (await service.page(principal, filters)).envelope()

@@ -34,7 +34,7 @@ class UsageService:
         self.repository = UsageRepository(session)
         self.projects = projects
 
-    async def page(self, filters: UsageFilter, *, by: Principal) -> Page[UsageRead]:
+    async def page(self, by: Principal, filters: UsageFilter) -> Page[UsageRead]:
         """A project's usage for its members; an organization's for its admins."""
         if filters.project_id is not None:
             await self.projects.access(filters.project_id, by, Permission.PROJECT_VIEW)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +16,16 @@ from budapp.organizations.service import OrganizationService
 from budapp.users.models import User
 from budapp.users.repository import UserRepository
 from budapp.users.schemas import RoleUpdate, UserCreate, UserFilter, UserRead, UserRoles, UserUpdate
+
+UserIntent = Literal["view", "edit", "manage"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserAccess:
+    """A user as the caller may see or change them."""
+
+    user: User
+    principal: Principal
 
 
 class UserService:
@@ -52,14 +64,25 @@ class UserService:
     ) -> dict[uuid.UUID, User]:
         return {user.id: user for user in await self.repository.get_many(scope, user_ids)}
 
-    async def read(self, user_id: uuid.UUID, *, by: Principal) -> UserRead:
+    async def access(self, user_id: uuid.UUID, by: Principal, intent: UserIntent) -> UserAccess:
+        """The user if in the caller's scope (else NOT_FOUND) and the caller may act on them:
+        `view` themselves, or anyone as a project admin or above; `edit` themselves, or as a
+        manager; `manage` (roles, deletion) as an org admin whose role includes theirs."""
         user = await self.get(by.scope, user_id)
-        if user.id != by.user_id and not by.has_role(Role.PROJECT_ADMIN):
+        is_self = user.id == by.user_id
+        if intent == "view" and not is_self and not by.has_role(Role.PROJECT_ADMIN):
             raise Forbidden("You may only view your own account")
-        return UserRead.model_validate(user)
+        if intent == "manage" or (intent == "edit" and not is_self):
+            self._ensure_may_manage(by, user)
+        return UserAccess(user, by)
 
-    async def roles(self, user_id: uuid.UUID, *, by: Principal) -> UserRoles:
-        user = await self.read(user_id, by=by)
+    @staticmethod
+    def read(access: UserAccess) -> UserRead:
+        return UserRead.model_validate(access.user)
+
+    @staticmethod
+    def roles(access: UserAccess) -> UserRoles:
+        user = access.user
         effective = [role for role in Role if user.role.includes(role)]
         return UserRoles(user_id=user.id, role=user.role, effective_roles=effective)
 
@@ -69,7 +92,7 @@ class UserService:
 
     # --- writes ----------------------------------------------------------------------------
 
-    async def create(self, data: UserCreate, *, by: Principal) -> UserRead:
+    async def create(self, by: Principal, data: UserCreate) -> UserRead:
         organization_id = data.organization_id or by.organization_id
         # Looked up through the caller's scope: another tenant's organization is "not found".
         await self.organizations.get(by.scope, organization_id)
@@ -111,11 +134,9 @@ class UserService:
         await self.session.flush()
         return user
 
-    async def update(self, user_id: uuid.UUID, data: UserUpdate, *, by: Principal) -> UserRead:
-        user = await self.get(by.scope, user_id)
-        is_self = user.id == by.user_id
-        if not is_self:
-            self._ensure_may_manage(by, user)
+    async def update(self, access: UserAccess, data: UserUpdate) -> UserRead:
+        user = access.user
+        is_self = user.id == access.principal.user_id
         # An explicit null means "unchanged", as for the other fields (the column is NOT NULL).
         if data.is_active is not None:
             await self._set_active(user, data.is_active, is_self=is_self)
@@ -130,23 +151,21 @@ class UserService:
         await self.session.flush()
         return UserRead.model_validate(user)
 
-    async def set_role(self, user_id: uuid.UUID, data: RoleUpdate, *, by: Principal) -> UserRoles:
-        user = await self.get(by.scope, user_id)
+    async def set_role(self, access: UserAccess, data: RoleUpdate) -> UserRoles:
+        user, by = access.user, access.principal
         if user.id == by.user_id:
             raise Conflict("You cannot change your own role")
-        self._ensure_may_manage(by, user)
         self._ensure_may_grant(by, data.role)
         if user.role is Role.SUPER_ADMIN and data.role is not Role.SUPER_ADMIN:
             await self._ensure_not_last_super_admin(user)
         user.role = data.role
         await self.session.flush()
-        return await self.roles(user.id, by=by)
+        return self.roles(access)
 
-    async def delete(self, user_id: uuid.UUID, *, by: Principal) -> None:
-        user = await self.get(by.scope, user_id)
-        if user.id == by.user_id:
+    async def delete(self, access: UserAccess) -> None:
+        user = access.user
+        if user.id == access.principal.user_id:
             raise Conflict("You cannot delete your own account")
-        self._ensure_may_manage(by, user)
         await self._ensure_not_last_super_admin(user)
         now = utcnow()
         user.deleted_at = now

@@ -4,6 +4,7 @@ import json
 import re
 import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -112,6 +113,14 @@ async def emit_webhook_event(
     return queued
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookAccess:
+    """A webhook of the caller's organisation, for an org admin."""
+
+    webhook: Webhook
+    principal: Principal
+
+
 class WebhookService:
     """Webhooks of an organization, managed by its admins."""
 
@@ -130,20 +139,23 @@ class WebhookService:
         self.repository = WebhookRepository(session)
         self.deliveries = DeliveryRepository(session)
 
-    async def get(self, webhook_id: uuid.UUID, *, by: Principal) -> Webhook:
+    async def access(self, webhook_id: uuid.UUID, by: Principal) -> WebhookAccess:
+        """A webhook of the caller's organisation (any, for super admins); org admins only,
+        which the caller's dependency (`WebhookManager`) checked."""
         webhook = await self.repository.get(by.scope, webhook_id)
         if webhook is None:
             raise NotFound("webhook", webhook_id)
-        return webhook
+        return WebhookAccess(webhook, by)
 
-    async def read(self, webhook_id: uuid.UUID, *, by: Principal) -> WebhookRead:
-        return WebhookRead.model_validate(await self.get(webhook_id, by=by))
+    @staticmethod
+    def read(access: WebhookAccess) -> WebhookRead:
+        return WebhookRead.model_validate(access.webhook)
 
-    async def page(self, filters: WebhookFilter, *, by: Principal) -> Page[WebhookRead]:
+    async def page(self, by: Principal, filters: WebhookFilter) -> Page[WebhookRead]:
         rows, total = await self.repository.page(by.scope, filters)
         return Page([WebhookRead.model_validate(row) for row in rows], total, filters)
 
-    async def create(self, data: WebhookCreate, *, by: Principal) -> WebhookCreated:
+    async def create(self, by: Principal, data: WebhookCreate) -> WebhookCreated:
         organization_id = data.organization_id or by.organization_id
         # Another organization is out of every scope but a super admin's.
         await self.organizations.get(by.scope, organization_id)
@@ -163,10 +175,8 @@ class WebhookService:
         await self.session.flush()
         return WebhookCreated(**WebhookRead.model_validate(webhook).model_dump(), secret=secret)
 
-    async def update(
-        self, webhook_id: uuid.UUID, data: WebhookUpdate, *, by: Principal
-    ) -> WebhookRead:
-        webhook = await self.get(webhook_id, by=by)
+    async def update(self, access: WebhookAccess, data: WebhookUpdate) -> WebhookRead:
+        webhook = access.webhook
         if data.url is not None:
             webhook.url = self._checked_url(str(data.url))
         if "description" in data.model_fields_set:
@@ -178,26 +188,26 @@ class WebhookService:
         await self.session.flush()
         return WebhookRead.model_validate(webhook)
 
-    async def delete(self, webhook_id: uuid.UUID, *, by: Principal) -> None:
+    async def delete(self, access: WebhookAccess) -> None:
         """Pending deliveries are not sent: the worker fails them as the webhook is gone."""
-        webhook = await self.get(webhook_id, by=by)
+        webhook = access.webhook
         webhook.deleted_at = utcnow()
         webhook.active = False
         webhook.secret_ciphertext = None
         webhook.key_id = None
         await self.session.flush()
 
-    async def rotate_secret(self, webhook_id: uuid.UUID, *, by: Principal) -> WebhookSecret:
+    async def rotate_secret(self, access: WebhookAccess) -> WebhookSecret:
         """A new secret, shown once; deliveries from now on (retries included) are signed
         with it, and the old one stops working at once."""
-        webhook = await self.get(webhook_id, by=by)
+        webhook = access.webhook
         secret = _new_secret()
         seal_secret(self.keyring, webhook, secret)
         await self.session.flush()
         return WebhookSecret(id=webhook.id, secret=secret)
 
-    async def send_test(self, webhook_id: uuid.UUID, *, by: Principal) -> DeliveryRead:
-        webhook = await self.get(webhook_id, by=by)
+    async def send_test(self, access: WebhookAccess) -> DeliveryRead:
+        webhook, by = access.webhook, access.principal
         if not webhook.active:
             raise Conflict("The webhook is inactive; activate it to send a test")
         delivery = new_delivery(
@@ -211,9 +221,9 @@ class WebhookService:
         return DeliveryRead.model_validate(delivery)
 
     async def delivery_page(
-        self, webhook_id: uuid.UUID, filters: DeliveryFilter, *, by: Principal
+        self, access: WebhookAccess, filters: DeliveryFilter
     ) -> Page[DeliveryRead]:
-        webhook = await self.get(webhook_id, by=by)
+        webhook = access.webhook
         rows, total = await self.deliveries.page(webhook.id, filters)
         return Page([DeliveryRead.model_validate(row) for row in rows], total, filters)
 

@@ -5,6 +5,7 @@ written with the request, and handed to the engine only once that commits."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from dbos import DBOS
@@ -27,6 +28,14 @@ def _read(run: WorkflowRun) -> WorkflowRead:
     return WorkflowRead.model_validate(run, from_attributes=True).model_copy(
         update={"progress": round(progress, 4)}
     )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowAccess:
+    """A run as one caller may see or control it."""
+
+    run: WorkflowRun
+    principal: Principal
 
 
 class WorkflowService:
@@ -79,7 +88,7 @@ class WorkflowService:
 
     # --- reads -------------------------------------------------------------------------------
 
-    async def page(self, filters: WorkflowFilter, *, by: Principal) -> Page[WorkflowRead]:
+    async def page(self, by: Principal, filters: WorkflowFilter) -> Page[WorkflowRead]:
         visible: list[uuid.UUID] | None = None
         if not by.has_role(Role.ORG_ADMIN):
             visible = [
@@ -92,22 +101,24 @@ class WorkflowService:
         )
         return Page([_read(row) for row in rows], total, filters)
 
-    async def read(self, run_id: uuid.UUID, *, by: Principal) -> WorkflowDetail:
-        run = await self._get(run_id, by, Permission.ENDPOINT_VIEW)
+    async def read(self, access: WorkflowAccess) -> WorkflowDetail:
+        return await self._detail(access.run)
+
+    async def _detail(self, run: WorkflowRun) -> WorkflowDetail:
         steps = [StepRead.model_validate(step) for step in await self.repository.steps(run.id)]
         return WorkflowDetail(**_read(run).model_dump(), steps=steps)
 
     # --- control -----------------------------------------------------------------------------
 
-    async def cancel(self, run_id: uuid.UUID, *, by: Principal) -> WorkflowDetail:
-        run = await self._get(run_id, by, Permission.ENDPOINT_MANAGE)
+    async def cancel(self, access: WorkflowAccess) -> WorkflowDetail:
+        run = access.run
         if run.status.finished:
             raise Conflict(f"The workflow has already finished ({run.status.value})")
         await DBOS.cancel_workflow_async(str(run.id))
         now = utcnow()
         run.status = RunStatus.CANCELLED
         run.finished_at = now
-        run.error = f"Cancelled by {by.email}"
+        run.error = f"Cancelled by {access.principal.email}"
         for step in await self.repository.steps(run.id):
             if step.status in {StepStatus.PENDING, StepStatus.RUNNING}:
                 step.status = (
@@ -118,10 +129,10 @@ class WorkflowService:
         if declared is not None and declared.on_cancel is not None:
             await declared.on_cancel(self.session, run)
         await self.session.flush()
-        return await self.read(run.id, by=by)
+        return await self._detail(run)
 
-    async def retry(self, run_id: uuid.UUID, *, by: Principal) -> WorkflowDetail:
-        run = await self._get(run_id, by, Permission.ENDPOINT_MANAGE)
+    async def retry(self, access: WorkflowAccess) -> WorkflowDetail:
+        run = access.run
         if run.status not in {RunStatus.FAILED, RunStatus.CANCELLED}:
             raise Conflict("Only a failed or cancelled workflow can be retried")
         active = await self.repository.active_for(run.resource_id)
@@ -136,10 +147,17 @@ class WorkflowService:
             project_id=run.project_id,
             resource_id=run.resource_id,
             arguments=dict(run.arguments),
-            created_by=by.user_id,
+            created_by=access.principal.user_id,
             retry_of=run.id,
         )
-        return await self.read(fresh.id, by=by)
+        return await self._detail(fresh)
+
+    async def access(
+        self, run_id: uuid.UUID, by: Principal, permission: Permission
+    ) -> WorkflowAccess:
+        """The run if the caller may see it (else NOT_FOUND) and holds `permission` on its
+        project (else FORBIDDEN); a run of no project is its starter's to see."""
+        return WorkflowAccess(await self._get(run_id, by, permission), by)
 
     async def _get(self, run_id: uuid.UUID, by: Principal, permission: Permission) -> WorkflowRun:
         run = await self.repository.get(by.scope, run_id)
