@@ -1030,20 +1030,26 @@ async def test_sole_super_admin_cannot_remove_itself(
 RemoveSuperAdmin = Callable[[UserService, uuid.UUID, Principal], Awaitable[object]]
 
 
+async def _delete(users: UserService, target: uuid.UUID, by: Principal) -> object:
+    return await users.delete(await users.access(target, by, "manage"))
+
+
+async def _demote(users: UserService, target: uuid.UUID, by: Principal) -> object:
+    access = await users.access(target, by, "manage")
+    return await users.set_role(access, RoleUpdate(role=Role.ORG_ADMIN))
+
+
+async def _deactivate(users: UserService, target: uuid.UUID, by: Principal) -> object:
+    access = await users.access(target, by, "edit")
+    return await users.update(access, UserUpdate(is_active=False))
+
+
 @pytest.mark.parametrize(
     "remove",
     [
-        pytest.param(lambda users, target, by: users.delete(target, by=by), id="delete"),
-        pytest.param(
-            lambda users, target, by: users.set_role(
-                target, RoleUpdate(role=Role.ORG_ADMIN), by=by
-            ),
-            id="demote",
-        ),
-        pytest.param(
-            lambda users, target, by: users.update(target, UserUpdate(is_active=False), by=by),
-            id="deactivate",
-        ),
+        pytest.param(_delete, id="delete"),
+        pytest.param(_demote, id="demote"),
+        pytest.param(_deactivate, id="deactivate"),
     ],
 )
 async def test_last_active_super_admin_survives_an_actor_that_is_gone(
