@@ -19,24 +19,21 @@ from budapp.adapters.clusters.base import Device, Inventory, Node
 from budapp.adapters.clusters.kubernetes.manifests import Toleration
 
 _SUFFIXES: dict[str, Decimal] = {
-    k: Decimal(v)
-    for k, v in {
-        "Ki": 2**10,
-        "Mi": 2**20,
-        "Gi": 2**30,
-        "Ti": 2**40,
-        "Pi": 2**50,
-        "Ei": 2**60,
-        "n": Decimal("1e-9"),
-        "u": Decimal("1e-6"),
-        "m": Decimal("1e-3"),
-        "k": 10**3,
-        "M": 10**6,
-        "G": 10**9,
-        "T": 10**12,
-        "P": 10**15,
-        "E": 10**18,
-    }.items()
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal(10**3),
+    "M": Decimal(10**6),
+    "G": Decimal(10**9),
+    "T": Decimal(10**12),
+    "P": Decimal(10**15),
+    "E": Decimal(10**18),
 }
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
 _MIG = re.compile(r"^nvidia\.com/mig-(?P<profile>\d+g\.(?P<gb>\d+)gb)$")
