@@ -336,6 +336,17 @@ def runtime_templates(settings: Settings) -> TemplateCatalog:
     return TemplateCatalog.load([SHIPPED, *extra])
 
 
+def _connector(
+    local: LocalProvider | None, settings: Settings, templates: TemplateCatalog
+) -> ClusterConnector:
+    return ClusterConnector(
+        local,
+        timeout=settings.cluster_request_timeout_seconds,
+        templates=templates,
+        kubernetes_poll_seconds=settings.kubernetes_poll_seconds,
+    )
+
+
 async def _start_clusters(app: FastAPI, settings: Settings) -> None:
     state = app.state
     state.runtime_templates = runtime_templates(settings)
@@ -346,16 +357,12 @@ async def _start_clusters(app: FastAPI, settings: Settings) -> None:
         # `serve --workers N`: the first worker runs the local runtimes; the others cannot.
         log.warning("local_provider_disabled", reason=str(exc))
         state.runtime_supervisor = None
-        state.cluster_connector = ClusterConnector(
-            None, timeout=settings.cluster_request_timeout_seconds
-        )
+        state.cluster_connector = _connector(None, settings, state.runtime_templates)
         return
     state.runtime_supervisor = supervisor
     supervisor.subscribe(RuntimeEvents(state.session_factory))
     local = LocalProvider(supervisor, nvidia_smi=settings.nvidia_smi)
-    state.cluster_connector = ClusterConnector(
-        local, timeout=settings.cluster_request_timeout_seconds
-    )
+    state.cluster_connector = _connector(local, settings, state.runtime_templates)
     await supervisor.reconcile(await state.desired_runtimes(state.session_factory))
     if settings.should_register_local_cluster:
         await ensure_local_cluster(
