@@ -103,16 +103,22 @@ def runtime_objects(
     secret_env = {k: v for k, v in spec.env.items() if k not in _LOCAL_ONLY_ENV}
     objects: list[dict[str, Any]] = []
     if secret_env:
-        objects.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": _metadata(name + "-env", settings, tags),
-                "type": "Opaque",
-                "stringData": secret_env,
-            }
-        )
-    objects.append(service(name, template, settings, tags))
+        secret: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": _metadata(name + "-env", settings, tags),
+            "type": "Opaque",
+            "stringData": secret_env,
+        }
+        secret["metadata"]["annotations"] = {
+            SPEC_HASH: hashlib.sha256(json.dumps(secret_env, sort_keys=True).encode()).hexdigest()[
+                :16
+            ]
+        }
+        objects.append(secret)
+    front = service(name, template, settings, tags)
+    front["metadata"]["annotations"] = {SPEC_HASH: spec_hash(front)}
+    objects.append(front)
     objects.append(
         deployment(
             name,

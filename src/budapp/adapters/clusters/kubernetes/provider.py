@@ -91,12 +91,14 @@ class KubernetesProvider:
 
     async def inventory(self) -> Inventory:
         async with self._client() as client:
-            nodes = [node.to_dict() async for node in client.list(Node)]
+
+            async def read(kind: Any, namespace: str | None = None) -> list[dict[str, Any]]:
+                return [item.to_dict() async for item in client.list(kind, namespace=namespace)]
+
+            nodes = await self._call(read(Node))
             try:
-                pods = [pod.to_dict() async for pod in client.list(Pod, namespace=ALL_NS)]
-            except ApiError as exc:
-                if exc.status.code != 403:
-                    raise
+                pods = await self._call(read(Pod, ALL_NS))
+            except AccessDenied:
                 # Without cluster-wide pod reads, free is what is allocatable.
                 log.warning("kubernetes_pods_unreadable", where=self.where)
                 pods = []
@@ -406,7 +408,12 @@ class KubernetesProvider:
         try:
             return await call
         except ApiError as exc:
-            raise self._api_error(exc) from None
+            raise self._api_error(
+                exc.status.code or 0, exc.status.message or exc.status.reason
+            ) from None
+        except httpx2.HTTPStatusError as exc:
+            # Not a Status body: a proxy or load balancer in front of the API server answered.
+            raise self._api_error(exc.response.status_code, exc.response.reason_phrase) from None
         except httpx2.TimeoutException:
             raise ClusterUnreachable(
                 f"{self.where} did not answer within {self.timeout:g} s"
@@ -414,16 +421,15 @@ class KubernetesProvider:
         except httpx2.HTTPError as exc:
             raise ClusterUnreachable(f"{self.where} is unreachable: {exc}") from None
 
-    def _api_error(self, exc: ApiError) -> ProviderError:
-        code = exc.status.code or 0
-        message = (exc.status.message or exc.status.reason or "no message")[:_MESSAGE_LENGTH]
+    def _api_error(self, code: int, text: str | None) -> ProviderError:
+        message = (text or "no message")[:_MESSAGE_LENGTH]
         if code == 401:
             return ProviderError(
                 f"{self.where} refused the kubeconfig's credentials (401 Unauthorized): "
                 "the token or certificate is expired, revoked or unknown"
             )
         if code == 403:
-            return ProviderError(f"{self.where} forbids it (403): {message}")
+            return AccessDenied(f"{self.where} forbids it (403): {message}")
         if code == 404:
             return UnknownRuntime(f"{self.where}: {message}")
         if code == 409:
@@ -431,6 +437,10 @@ class KubernetesProvider:
         if code >= 500:
             return ClusterUnreachable(f"{self.where} failed ({code}): {message}")
         return ProviderError(f"{self.where} refused the request ({code}): {message}")
+
+
+class AccessDenied(ProviderError):
+    """403: the credentials are valid but lack a permission (RBAC)."""
 
 
 class RuntimeConflict(ProviderError):
