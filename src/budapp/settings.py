@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # --- service -------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=9081, ge=1, le=65535)
+    # On SIGTERM, how long requests in flight (and open WebSockets) may take before the
+    # server closes them and runs its shutdown (a pod's terminationGracePeriodSeconds is longer).
+    shutdown_timeout_seconds: float = Field(default=25.0, gt=0, le=3600)
     api_prefix: str = Field(default="", pattern=r"^(/[A-Za-z0-9_-]+)*$")
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
 from dbos import DBOS, DBOSConfig, Queue, SetWorkflowID
+from prometheus_client import Counter
 from dbos._error import (
     DBOSException,
     DBOSMaxStepRetriesExceeded,
@@ -40,6 +41,10 @@ from budapp.core.logging import get_logger
 from budapp.events.service import EventType, publish_org_event
 from budapp.workflows.models import RunStatus, StepStatus, WorkflowRun, WorkflowStep
 
+# On the default registry, served by budapp's /metrics (Grafana's workflow panel).
+RUNS_FINISHED = Counter(
+    "budapp_workflow_runs_finished_total", "Workflow runs that ended", ("kind", "status")
+)
 log = get_logger("budapp.workflows")
 
 P = ParamSpec("P")
@@ -259,6 +264,7 @@ async def set_run_status(run_id: str, status: RunStatus, *, error: str | None = 
         if status.finished:
             run.finished_at = now
             run.error = error
+            RUNS_FINISHED.labels(run.kind, status.value).inc()
             if status is not RunStatus.SUCCEEDED:
                 await session.execute(
                     update(WorkflowStep)
