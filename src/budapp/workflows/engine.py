@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
 from dbos import DBOS, DBOSConfig, Queue, SetWorkflowID
-from prometheus_client import Counter
 from dbos._error import (
     DBOSException,
     DBOSMaxStepRetriesExceeded,
     DBOSWorkflowCancelledError,
 )
+from prometheus_client import Counter
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
