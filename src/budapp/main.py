@@ -65,6 +65,7 @@ from budapp.credentials.router import router as credentials_router
 from budapp.credentials.service import CredentialVault, check_keyring, credentials_of_project
 from budapp.datasets.objects import DATASET_FILES
 from budapp.datasets.router import router as datasets_router
+from budapp.endpoints.reconcile import ClusterReconciler
 from budapp.endpoints.router import router as endpoints_router
 from budapp.endpoints.runtimes import RuntimeEvents, desired_local_runtimes
 from budapp.endpoints.service import (
@@ -216,6 +217,7 @@ async def _gateway_lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
     finally:
         await stop_gateway(state)
+        await state.cluster_reconciler.close()
         await state.endpoint_targets.close()
         await state.api_key_resolver.close()
         await state.event_bus.close()
@@ -532,6 +534,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.webhook_dispatcher.start()
     await _start_clusters(app, settings)
     state.workflow_engine = await _start_workflows(state, settings, url)
+    state.cluster_reconciler = ClusterReconciler(
+        state.session_factory,
+        state.keyring,
+        state.cluster_connector,
+        state.references,
+        every_seconds=settings.cluster_reconcile_interval_seconds,
+    )
+    await state.cluster_reconciler.start()
     await _start_endpoint_targets(state)
     await start_gateway(state, settings)
     _freeze_startup_objects()

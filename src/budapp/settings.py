@@ -227,6 +227,9 @@ class Settings(BaseSettings):
     cluster_request_timeout_seconds: float = Field(default=10.0, gt=0)
     # How often a Kubernetes rollout is looked at (the pod and its events) while deploying.
     kubernetes_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    # How often what Kubernetes clusters run is compared with what budapp wants (first run a
+    # few seconds after start-up); 0 turns it off.
+    cluster_reconcile_interval_seconds: float = Field(default=300.0, ge=0)
     # nvidia-smi, looked up on PATH unless a path; absent: the local host reports no GPUs.
     nvidia_smi: str = "nvidia-smi"
     # Runtime state file and logs; empty: `<data_dir>/runtimes`.
