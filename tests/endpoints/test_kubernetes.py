@@ -250,7 +250,7 @@ async def test_the_api_server_lost_mid_deploy_fails_clearly_and_reconciliation_c
     endpoint_id = await create_endpoint(client, world, cluster_id, model)
     admin = world["project_admin"].headers
     deploying = await client.post(f"/endpoints/{endpoint_id}/deploy", headers=admin)
-    while not kube.names("deployments", NAMESPACE):
+    while not kube.names("deployments", NAMESPACE):  # noqa: ASYNC110 - polls the emulator
         await asyncio.sleep(0.05)
     await kube.down()
     run = await run_of(client, world, deploying)
