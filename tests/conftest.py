@@ -101,6 +101,8 @@ def make_settings(data_dir: Path, db_url: str, **overrides: object) -> Settings:
         # The Kubernetes tests reconcile when they choose, and follow rollouts closely.
         "cluster_reconcile_interval_seconds": 0,
         "kubernetes_poll_seconds": 0.1,
+        # One process: no other replica to take over from (tests/test_replicas.py runs three).
+        "workflow_heartbeat_seconds": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

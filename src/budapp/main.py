@@ -415,6 +415,8 @@ async def _start_workflows(state: Any, settings: Settings, url: str) -> Workflow
         system_database_url(url, settings.workflow_database_url),
         executor_id=settings.replica_id,
         concurrency=settings.workflow_concurrency,
+        heartbeat_seconds=settings.workflow_heartbeat_seconds,
+        takeover_seconds=settings.workflow_takeover_seconds,
     )
     # What workflow steps reach for: deployments talk to clusters and read model files.
     services = {

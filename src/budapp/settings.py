@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     replica_id: str = Field(default_factory=lambda: socket.gethostname() or "budapp")
     # Workflows one replica runs at once; more wait in the queue for any replica.
     workflow_concurrency: int = Field(default=8, ge=1, le=256)
+    # Every replica records a heartbeat this often; 0 turns heartbeats and takeover off.
+    workflow_heartbeat_seconds: float = Field(default=10.0, ge=0)
+    # A replica silent this long is presumed dead: a live one takes over its workflows.
+    workflow_takeover_seconds: float = Field(default=60.0, gt=0)
 
     # --- service-to-service --------------------------------------------------------------------
     # Shared token for `/internal/*` routes, sent as `X-API-Token` (or as `dapr-api-token` by a
@@ -337,6 +341,9 @@ class Settings(BaseSettings):
     def _port_range(self) -> Settings:
         if self.runtime_port_min > self.runtime_port_max:
             raise ValueError("runtime_port_min must not exceed runtime_port_max")
+        if 0 < self.workflow_takeover_seconds <= self.workflow_heartbeat_seconds * 2:
+            # A live replica that misses one beat must not be taken over.
+            raise ValueError("workflow_takeover_seconds must exceed twice workflow_heartbeat_seconds")
         return self
 
     @property
