@@ -100,7 +100,12 @@ async def replicas(database: str, tmp_path: Path) -> AsyncIterator[list[Replica]
             "serve",
             "--port",
             str(port),
-            env={**os.environ, **shared, "BUDAPP_REPLICA_ID": name, "BUDAPP_DATA_DIR": str(data_dir)},
+            env={
+                **os.environ,
+                **shared,
+                "BUDAPP_REPLICA_ID": name,
+                "BUDAPP_DATA_DIR": str(data_dir),
+            },
             stdout=log,
             stderr=log,
         )
@@ -142,7 +147,9 @@ async def _ok(response: httpx.Response, status: int = 200) -> Any:
 
 async def _wait_run(replica: Replica, headers: dict[str, str], run_id: str) -> dict[str, Any]:
     for _ in range(600):
-        run: dict[str, Any] = await _ok(await replica.client.get(f"/workflows/{run_id}", headers=headers))
+        run: dict[str, Any] = await _ok(
+            await replica.client.get(f"/workflows/{run_id}", headers=headers)
+        )
         if run["status"] in {"SUCCEEDED", "FAILED", "CANCELLED"}:
             return run
         await asyncio.sleep(0.1)
@@ -161,14 +168,21 @@ async def _chat(replica: Replica, key: str, model: str) -> int:
 async def test_three_replicas_share_the_work(replicas: list[Replica], kube: KubeApiServer) -> None:
     first, second, third = replicas
     login = await _ok(
-        await first.client.post("/auth/login", json={"email": "admin@budapp.local", "password": PASSWORD})
+        await first.client.post(
+            "/auth/login", json={"email": "admin@budapp.local", "password": PASSWORD}
+        )
     )
     admin = {"Authorization": f"Bearer {login['access_token']}"}
-    project = await _ok(await first.client.post("/projects", json={"name": "replicas"}, headers=admin), 201)
+    project = await _ok(
+        await first.client.post("/projects", json={"name": "replicas"}, headers=admin), 201
+    )
     credential = await _ok(
         await second.client.post(
             "/credentials",
-            json={"name": "kube", "spec": {"kind": "kubeconfig", "kubeconfig": kube.kubeconfig(kube.token())}},
+            json={
+                "name": "kube",
+                "spec": {"kind": "kubeconfig", "kubeconfig": kube.kubeconfig(kube.token())},
+            },
             headers=admin,
         ),
         201,
@@ -219,17 +233,23 @@ async def test_three_replicas_share_the_work(replicas: list[Replica], kube: Kube
 
     # --- a workflow runs exactly once, and its events reach clients on the other replicas.
     served = await endpoint("served")
-    async with stream(second.address, login["access_token"]) as on_second, stream(
-        third.address, login["access_token"]
-    ) as on_third:
-        deploy = await _ok(await first.client.post(f"/endpoints/{served['id']}/deploy", headers=admin), 202)
+    async with (
+        stream(second.address, login["access_token"]) as on_second,
+        stream(third.address, login["access_token"]) as on_third,
+    ):
+        deploy = await _ok(
+            await first.client.post(f"/endpoints/{served['id']}/deploy", headers=admin), 202
+        )
         run = await _wait_run(third, admin, deploy["workflow_id"])
         assert run["status"] == "SUCCEEDED", run
         for connection in (on_second, on_third):
             seen = set()
             while "SUCCEEDED" not in seen:
                 message = await receive(connection)
-                if message["type"] == "workflow.status" and message["data"]["workflow_id"] == run["id"]:
+                if (
+                    message["type"] == "workflow.status"
+                    and message["data"]["workflow_id"] == run["id"]
+                ):
                     seen.add(message["data"]["status"])
     assert kube.requests.count(DEPLOYMENTS) == 1
     assert all(step["attempts"] == 1 for step in run["steps"]), run["steps"]
@@ -246,7 +266,9 @@ async def test_three_replicas_share_the_work(replicas: list[Replica], kube: Kube
     async def new_key() -> str:
         created = await _ok(
             await second.client.post(
-                f"/projects/{project['id']}/api-keys", json={"name": uuid.uuid4().hex[:8]}, headers=admin
+                f"/projects/{project['id']}/api-keys",
+                json={"name": uuid.uuid4().hex[:8]},
+                headers=admin,
             ),
             201,
         )
@@ -256,7 +278,12 @@ async def test_three_replicas_share_the_work(replicas: list[Replica], kube: Kube
     revoked, revoked_id = await new_key()
     for replica in replicas:
         assert await _chat(replica, revoked, router["name"]) == 200
-    await _ok(await first.client.delete(f"/projects/{project['id']}/api-keys/{revoked_id}", headers=admin), 204)
+    await _ok(
+        await first.client.delete(
+            f"/projects/{project['id']}/api-keys/{revoked_id}", headers=admin
+        ),
+        204,
+    )
     for replica in (second, third):
         statuses = []
         for _ in range(20):  # pub/sub delivery: well under a second
@@ -269,7 +296,11 @@ async def test_three_replicas_share_the_work(replicas: list[Replica], kube: Kube
 
     # --- rate limits are global: six calls spread over three replicas use up one budget.
     key, _ = await new_key()
-    await _ok(await third.client.put(f"/projects/{project['id']}/rate-limits", json={"key_rpm": 6}, headers=admin))
+    await _ok(
+        await third.client.put(
+            f"/projects/{project['id']}/rate-limits", json={"key_rpm": 6}, headers=admin
+        )
+    )
     await within_one_window()
     spread = itertools.cycle(replicas)
     answered = [await _chat(next(spread), key, router["name"]) for _ in range(6)]
@@ -291,7 +322,9 @@ async def test_three_replicas_share_the_work(replicas: list[Replica], kube: Kube
     late = await endpoint("late")
     nodes = dict(kube.nodes)
     kube.nodes.clear()  # the pod waits for a node: the deploy is under way
-    deploy = await _ok(await first.client.post(f"/endpoints/{late['id']}/deploy", headers=admin), 202)
+    deploy = await _ok(
+        await first.client.post(f"/endpoints/{late['id']}/deploy", headers=admin), 202
+    )
     name = f"ep-{uuid.UUID(late['id']).hex}-0"
     while name not in kube.names("deployments", NAMESPACE):  # noqa: ASYNC110 - polls the emulator
         await asyncio.sleep(0.05)

@@ -343,7 +343,9 @@ class Settings(BaseSettings):
             raise ValueError("runtime_port_min must not exceed runtime_port_max")
         if 0 < self.workflow_takeover_seconds <= self.workflow_heartbeat_seconds * 2:
             # A live replica that misses one beat must not be taken over.
-            raise ValueError("workflow_takeover_seconds must exceed twice workflow_heartbeat_seconds")
+            raise ValueError(
+                "workflow_takeover_seconds must exceed twice workflow_heartbeat_seconds"
+            )
         return self
 
     @property
