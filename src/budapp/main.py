@@ -50,7 +50,11 @@ from budapp.catalog.scanning import ScanLimits, ScanWorker
 from budapp.catalog.service import models_using_credential
 from budapp.catalog.sweeper import StorageSweeper
 from budapp.clusters.router import router as clusters_router
-from budapp.clusters.service import clusters_of_organization, ensure_local_cluster
+from budapp.clusters.service import (
+    clusters_of_organization,
+    clusters_using_credential,
+    ensure_local_cluster,
+)
 from budapp.core import migrate
 from budapp.core.db import create_engine, create_session_factory
 from budapp.core.errors import BudappError
@@ -297,6 +301,7 @@ def _reference_guard() -> ReferenceGuard:
     references.register("project", routers_of_project)
     references.register("organization", webhooks_of_organization)
     references.register("credential", models_using_credential)
+    references.register("credential", clusters_using_credential)
     references.register("model", endpoints_using_model)
     references.register("cluster", endpoints_on_cluster)
     references.register("project", endpoints_in_project)

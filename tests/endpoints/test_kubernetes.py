@@ -204,6 +204,19 @@ async def test_a_cluster_takes_only_its_organizations_kubeconfig(
     assert in_cluster.status_code == 403
 
 
+async def test_a_kubeconfig_in_use_cannot_be_deleted(
+    client: httpx.AsyncClient, world: World, kube: KubeApiServer
+) -> None:
+    credential = await kubeconfig_credential(client, world, kube)
+    cluster_id = (await register(client, world, credential)).json()["data"]["id"]
+    headers = world["org_admin"].headers
+    refused = await client.delete(f"/credentials/{credential}", headers=headers)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["details"] == [{"reference": "1 cluster(s)"}]
+    assert (await client.delete(f"/clusters/{cluster_id}", headers=headers)).status_code == 204
+    assert (await client.delete(f"/credentials/{credential}", headers=headers)).status_code == 204
+
+
 async def test_a_namespace_without_permission_fails_onboarding_with_the_reason(
     client: httpx.AsyncClient, world: World, kube: KubeApiServer
 ) -> None:

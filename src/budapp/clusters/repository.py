@@ -66,5 +66,13 @@ class ClusterRepository:
         )
         return list((await self.session.scalars(statement.with_for_update())).all())
 
+    async def count_using_credential(self, credential_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(
+            Cluster.deleted_at.is_(None),
+            Cluster.provider == ClusterProviderKind.KUBERNETES,
+            Cluster.config["credential_id"].as_string() == str(credential_id),
+        )
+        return int(await self.session.scalar(statement) or 0)
+
     def add(self, cluster: Cluster) -> None:
         self.session.add(cluster)

@@ -371,6 +371,12 @@ async def cluster_key_ids_in_use(session: AsyncSession) -> list[str]:
     return await ClusterRepository(session).key_ids_in_use()
 
 
+async def clusters_using_credential(session: AsyncSession, credential_id: uuid.UUID) -> str | None:
+    """A kubeconfig credential a cluster connects with cannot be deleted."""
+    count = await ClusterRepository(session).count_using_credential(credential_id)
+    return f"{count} cluster(s)" if count else None
+
+
 async def clusters_of_organization(session: AsyncSession, organization_id: uuid.UUID) -> str | None:
     count = await ClusterRepository(session).count_in_organization(organization_id)
     return f"{count} cluster(s)" if count else None
