@@ -417,3 +417,15 @@ def test_an_expired_client_certificate_is_refused() -> None:
 
 def test_a_kubernetes_runtime_needs_an_image() -> None:
     assert KubernetesRuntime(image="x").port == 8000
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("3800m", "3.8"), ("64Gi", str(64 * 2**30)), ("1e3", "1000"), ("8", "8"), ("junk", "0")],
+)
+def test_quantities_read_as_kubernetes_writes_them(text: str, value: str) -> None:
+    from decimal import Decimal  # noqa: PLC0415
+
+    from budapp.adapters.clusters.kubernetes.inventory import quantity  # noqa: PLC0415
+
+    assert quantity(text) == Decimal(value)

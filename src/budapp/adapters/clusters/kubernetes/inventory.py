@@ -12,30 +12,14 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from lightkube.utils.quantity import parse_quantity
 
 from budapp.adapters.clusters.base import Device, Inventory, Node
 from budapp.adapters.clusters.kubernetes.manifests import Toleration
 
-_SUFFIXES: dict[str, Decimal] = {
-    "Ki": Decimal(2**10),
-    "Mi": Decimal(2**20),
-    "Gi": Decimal(2**30),
-    "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50),
-    "Ei": Decimal(2**60),
-    "n": Decimal("1e-9"),
-    "u": Decimal("1e-6"),
-    "m": Decimal("1e-3"),
-    "k": Decimal(10**3),
-    "M": Decimal(10**6),
-    "G": Decimal(10**9),
-    "T": Decimal(10**12),
-    "P": Decimal(10**15),
-    "E": Decimal(10**18),
-}
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)([a-zA-Z]*)$")
 _MIG = re.compile(r"^nvidia\.com/mig-(?P<profile>\d+g\.(?P<gb>\d+)gb)$")
 GPU_RESOURCES = ("nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915")
 _MIB = 2**20
@@ -43,15 +27,12 @@ _GIB = 2**30
 
 
 def quantity(value: object) -> Decimal:
-    """A Kubernetes resource quantity ("3800m", "64Gi", "1e3") as a number; 0 when unreadable."""
-    match = _QUANTITY.match(str(value).strip())
-    if not match or match.group(2) not in ("", *_SUFFIXES):
-        return Decimal(0)
+    """A Kubernetes resource quantity ("3800m", "64Gi", "1e3") as a number; 0 when unreadable
+    (one odd node must not fail the whole inventory)."""
     try:
-        number = Decimal(match.group(1))
-    except InvalidOperation:
+        return parse_quantity(str(value).strip()) or Decimal(0)
+    except ValueError:
         return Decimal(0)
-    return number * _SUFFIXES.get(match.group(2), Decimal(1))
 
 
 def is_gpu_resource(name: str) -> bool:
