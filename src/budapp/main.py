@@ -221,7 +221,6 @@ async def _gateway_lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
     finally:
         await stop_gateway(state)
-        await state.cluster_reconciler.close()
         await state.endpoint_targets.close()
         await state.api_key_resolver.close()
         await state.event_bus.close()
@@ -557,6 +556,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await stop_gateway(state)
+        await state.cluster_reconciler.close()
         await state.endpoint_targets.close()
         await state.webhook_dispatcher.close()
         if state.runtime_supervisor is not None:
