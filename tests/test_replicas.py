@@ -88,6 +88,8 @@ async def replicas(database: str, tmp_path: Path) -> AsyncIterator[list[Replica]
         "BUDAPP_KUBERNETES_POLL_SECONDS": "0.2",
         "BUDAPP_CLUSTER_RECONCILE_INTERVAL_SECONDS": "0",
         "BUDAPP_WEBHOOK_WORKER_ENABLED": "false",
+        # The test PostgreSQL serves other suites too (max_connections 100): small pools.
+        "BUDAPP_DATABASE_POOL_SIZE": "4",
     }
     started = []
     for index in range(3):
@@ -301,7 +303,8 @@ async def test_three_replicas_share_the_work(replicas: list[Replica], kube: Kube
             f"/projects/{project['id']}/rate-limits", json={"key_rpm": 6}, headers=admin
         )
     )
-    await within_one_window()
+    # Counts start over each calendar minute: nine calls on a busy machine must fit in one.
+    await within_one_window(40)
     spread = itertools.cycle(replicas)
     answered = [await _chat(next(spread), key, router["name"]) for _ in range(6)]
     assert answered == [200] * 6
