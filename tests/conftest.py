@@ -106,6 +106,11 @@ def make_settings(data_dir: Path, db_url: str, **overrides: object) -> Settings:
         "webhook_worker_enabled": False,
         # The storage sweeper's tests run sweeps of their own, at the times they choose.
         "storage_sweep_interval_seconds": 0,
+        # The Kubernetes tests reconcile when they choose, and follow rollouts closely.
+        "cluster_reconcile_interval_seconds": 0,
+        "kubernetes_poll_seconds": 0.1,
+        # One process: no other replica to take over from (tests/test_replicas.py runs three).
+        "workflow_heartbeat_seconds": 0,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -31,6 +31,7 @@ TABLES = {
     "api_keys",
     "user_identities",
     "oidc_logins",
+    "workflow_executors",
     "workflow_runs",
     "workflow_steps",
     "endpoints",

@@ -56,6 +56,7 @@ def serve(
         log_config=None,
         access_log=False,
         proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
     )
 
 
@@ -79,6 +80,7 @@ def gateway(
         log_config=None,
         access_log=False,
         proxy_headers=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_seconds),
     )
 
 

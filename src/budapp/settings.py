@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # --- service -------------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=9081, ge=1, le=65535)
+    # On SIGTERM, how long requests in flight (and open WebSockets) may take before the
+    # server closes them and runs its shutdown (a pod's terminationGracePeriodSeconds is longer).
+    shutdown_timeout_seconds: float = Field(default=25.0, gt=0, le=3600)
     api_prefix: str = Field(default="", pattern=r"^(/[A-Za-z0-9_-]+)*$")
     data_dir: Path = DEFAULT_DATA_DIR
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -152,6 +155,10 @@ class Settings(BaseSettings):
     replica_id: str = Field(default_factory=lambda: socket.gethostname() or "budapp")
     # Workflows one replica runs at once; more wait in the queue for any replica.
     workflow_concurrency: int = Field(default=8, ge=1, le=256)
+    # Every replica records a heartbeat this often; 0 turns heartbeats and takeover off.
+    workflow_heartbeat_seconds: float = Field(default=10.0, ge=0)
+    # A replica silent this long is presumed dead: a live one takes over its workflows.
+    workflow_takeover_seconds: float = Field(default=60.0, gt=0)
 
     # --- service-to-service --------------------------------------------------------------------
     # Shared token for `/internal/*` routes, sent as `X-API-Token` (or as `dapr-api-token` by a
@@ -220,8 +227,13 @@ class Settings(BaseSettings):
     # (SQLite) only. Never registered again once an operator deleted it.
     local_cluster_auto_register: bool | None = None
     local_cluster_name: str = Field(default="local", min_length=1, max_length=255)
-    # Timeout of each call to a budcluster service.
+    # Timeout of each call to a budcluster service or a Kubernetes API server.
     cluster_request_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How often a Kubernetes rollout is looked at (the pod and its events) while deploying.
+    kubernetes_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    # How often what Kubernetes clusters run is compared with what budapp wants (first run a
+    # few seconds after start-up); 0 turns it off.
+    cluster_reconcile_interval_seconds: float = Field(default=300.0, ge=0)
     # nvidia-smi, looked up on PATH unless a path; absent: the local host reports no GPUs.
     nvidia_smi: str = "nvidia-smi"
     # Runtime state file and logs; empty: `<data_dir>/runtimes`.
@@ -329,6 +341,11 @@ class Settings(BaseSettings):
     def _port_range(self) -> Settings:
         if self.runtime_port_min > self.runtime_port_max:
             raise ValueError("runtime_port_min must not exceed runtime_port_max")
+        if 0 < self.workflow_takeover_seconds <= self.workflow_heartbeat_seconds * 2:
+            # A live replica that misses one beat must not be taken over.
+            raise ValueError(
+                "workflow_takeover_seconds must exceed twice workflow_heartbeat_seconds"
+            )
         return self
 
     @property

@@ -41,7 +41,11 @@ from budapp.catalog.objects import MODEL_FILES
 from budapp.catalog.scanning import scan_worker
 from budapp.catalog.service import models_using_credential
 from budapp.catalog.sweeper import STORAGE_SWEEPER, StorageSweeper
-from budapp.clusters.service import clusters_of_organization, ensure_local_cluster
+from budapp.clusters.service import (
+    clusters_of_organization,
+    clusters_using_credential,
+    ensure_local_cluster,
+)
 from budapp.core import migrate
 from budapp.core.auth import AUTHENTICATOR
 from budapp.core.components import (
@@ -61,6 +65,7 @@ from budapp.core.references import ReferenceGuard
 from budapp.core.security import PasswordHasher, load_signing_key
 from budapp.credentials.service import VAULT, CredentialVault, check_keyring, credentials_of_project
 from budapp.datasets.objects import DATASET_FILES
+from budapp.endpoints.reconcile import cluster_reconciler
 from budapp.endpoints.runtimes import RuntimeEvents, desired_local_runtimes
 from budapp.endpoints.service import (
     endpoints_in_project,
@@ -171,6 +176,7 @@ def reference_guard() -> ReferenceGuard:
     references.register("project", routers_of_project)
     references.register("project", endpoints_in_project)
     references.register("credential", models_using_credential)
+    references.register("credential", clusters_using_credential)
     references.register("model", endpoints_using_model)
     references.register("cluster", endpoints_on_cluster)
     return references
@@ -350,14 +356,22 @@ async def _start_clusters(components: Components, stack: AsyncExitStack) -> None
     settings = components.settings
     templates = components.provide(RUNTIME_TEMPLATES, runtime_templates(settings))
     supervisor = _runtime_supervisor(settings, templates)
-    timeout = settings.cluster_request_timeout_seconds
+
+    def connector(local: LocalProvider | None) -> ClusterConnector:
+        return ClusterConnector(
+            local,
+            timeout=settings.cluster_request_timeout_seconds,
+            templates=templates,
+            kubernetes_poll_seconds=settings.kubernetes_poll_seconds,
+        )
+
     try:
         await supervisor.open()
     except SupervisorBusy as exc:
         # `serve --workers N`: the first worker runs the local runtimes; the others cannot.
         log.warning("local_provider_disabled", reason=str(exc))
         components.provide(RUNTIME_SUPERVISOR, None)
-        components.provide(CLUSTER_CONNECTOR, ClusterConnector(None, timeout=timeout))
+        components.provide(CLUSTER_CONNECTOR, connector(None))
         return
     components.provide(RUNTIME_SUPERVISOR, supervisor)
 
@@ -367,7 +381,7 @@ async def _start_clusters(components: Components, stack: AsyncExitStack) -> None
     stack.push_async_callback(close_supervisor)
     supervisor.subscribe(RuntimeEvents(components.session_factory))
     local = LocalProvider(supervisor, nvidia_smi=settings.nvidia_smi)
-    connector = components.provide(CLUSTER_CONNECTOR, ClusterConnector(local, timeout=timeout))
+    cluster_connector = components.provide(CLUSTER_CONNECTOR, connector(local))
     await supervisor.reconcile(await desired_local_runtimes(components.session_factory))
     if settings.should_register_local_cluster:
         await ensure_local_cluster(
@@ -375,7 +389,7 @@ async def _start_clusters(components: Components, stack: AsyncExitStack) -> None
             organization_name=settings.default_organization,
             cluster_name=settings.local_cluster_name,
             keyring=components.keyring,
-            connector=connector,
+            connector=cluster_connector,
             references=components.references,
         )
 
@@ -386,6 +400,8 @@ async def _start_workflows(components: Components) -> WorkflowEngine:
         system_database_url(settings.resolved_database_url, settings.workflow_database_url),
         executor_id=settings.replica_id,
         concurrency=settings.workflow_concurrency,
+        heartbeat_seconds=settings.workflow_heartbeat_seconds,
+        takeover_seconds=settings.workflow_takeover_seconds,
     )
     await engine.start(components)
     return engine
@@ -410,6 +426,7 @@ SERVE_WORKERS: tuple[WorkerBuilder, ...] = (
         storage_sweeper(components.settings, components.session_factory, components[STORAGE]),
     ),
     webhook_dispatcher,
+    cluster_reconciler,
     usage_meter,
     usage_retention,
 )

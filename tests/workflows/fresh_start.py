@@ -12,8 +12,14 @@ import asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from budapp.adapters.cache import MemoryWindowCounter
+from budapp.adapters.events.memory import MemoryEventBus
 from budapp.core import migrate
-from budapp.workflows.engine import EngineContext, WorkflowEngine, system_database_url
+from budapp.core.components import Components
+from budapp.core.keyring import Keyring
+from budapp.core.references import ReferenceGuard
+from budapp.settings import Settings
+from budapp.workflows.engine import WorkflowEngine, system_database_url
 
 
 async def main(database_url: str) -> None:
@@ -36,7 +42,18 @@ async def main(database_url: str) -> None:
         system_database_url(database_url, ""), executor_id="fresh-start", concurrency=1
     )
     database = create_async_engine(database_url)
-    await engine.start(EngineContext(session_factory=async_sessionmaker(database)))
+    # What the engine reads at start is the database; the other parts are bare stand-ins.
+    components = Components(
+        settings=Settings(database_url=database_url),
+        engine=database,
+        session_factory=async_sessionmaker(database),
+        keyring=Keyring({"k": bytes(32)}, "k"),
+        event_bus=MemoryEventBus(),
+        window_counter=MemoryWindowCounter(),
+        references=ReferenceGuard(),
+        trusted_networks=[],
+    )
+    await engine.start(components)
     await worker
     await engine.stop()
     await database.dispose()

@@ -15,6 +15,7 @@ from budapp.core.db import Base, RecordMixin, SoftDeleteMixin
 class ClusterProviderKind(StrEnum):
     LOCAL = "local"
     BUDCLUSTER = "budcluster"
+    KUBERNETES = "kubernetes"
 
 
 class ClusterStatus(StrEnum):

@@ -51,6 +51,14 @@ class ClusterRepository(Repository):
             statement = statement.where(Cluster.deleted_at.is_(None))
         return bool(await self.session.scalar(statement))
 
+    async def onboarded_ids(self, provider: ClusterProviderKind) -> list[uuid.UUID]:
+        statement = select(Cluster.id).where(
+            Cluster.deleted_at.is_(None),
+            Cluster.provider == provider,
+            Cluster.status.in_((ClusterStatus.AVAILABLE, ClusterStatus.NOT_AVAILABLE)),
+        )
+        return list((await self.session.scalars(statement)).all())
+
     async def local_ids(self) -> list[uuid.UUID]:
         statement = select(Cluster.id).where(Cluster.provider == ClusterProviderKind.LOCAL)
         return list((await self.session.scalars(statement)).all())
@@ -71,3 +79,11 @@ class ClusterRepository(Repository):
             Cluster.ciphertext.is_not(None), Cluster.key_id != primary
         )
         return list((await self.session.scalars(statement.with_for_update())).all())
+
+    async def count_using_credential(self, credential_id: uuid.UUID) -> int:
+        statement = select(func.count()).where(
+            Cluster.deleted_at.is_(None),
+            Cluster.provider == ClusterProviderKind.KUBERNETES,
+            Cluster.config["credential_id"].as_string() == str(credential_id),
+        )
+        return int(await self.session.scalar(statement) or 0)

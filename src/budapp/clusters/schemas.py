@@ -2,10 +2,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, StringConstraints, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    model_validator,
+)
 
+from budapp.adapters.clusters.kubernetes import ClusterSettings
 from budapp.clusters.models import ClusterProviderKind, ClusterStatus
 from budapp.core.envelope import PageParams
 from budapp.core.schemas import Description, Name, RecordRead, RequestSchema
@@ -32,6 +41,42 @@ class BudclusterConnection(RequestSchema):
         return {name: value.get_secret_value() for name, value in secrets.items() if value}
 
 
+_PLACEHOLDERS = ("{service}", "{namespace}", "{port}", "{node_port}")
+
+
+class KubernetesConnection(ClusterSettings):
+    """A Kubernetes cluster: how to reach its API (a `kubeconfig` credential of the same
+    organization, or budapp's own service account when it runs in the cluster), the
+    namespace budapp deploys into, and how runtimes are placed and reached."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    credential_id: uuid.UUID | None = None
+    # budapp's own service account: only a super admin may register that.
+    in_cluster: bool = False
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> KubernetesConnection:
+        if (self.credential_id is None) == (not self.in_cluster):
+            raise ValueError("give either credential_id (a kubeconfig credential) or in_cluster")
+        url = self.service_url
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("service_url must start with http:// or https://")
+        rest = url
+        for placeholder in _PLACEHOLDERS:
+            rest = rest.replace(placeholder, "")
+        if "{" in rest or "}" in rest:
+            raise ValueError(
+                f"service_url may only use the placeholders {', '.join(_PLACEHOLDERS)}"
+            )
+        if "{node_port}" in url and self.service_type != "NodePort":
+            raise ValueError("service_url uses {node_port}: set service_type to NodePort")
+        return self
+
+    def config_values(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
 class ClusterCreate(RequestSchema):
     name: Name
     description: Description | None = None
@@ -40,9 +85,17 @@ class ClusterCreate(RequestSchema):
     organization_id: uuid.UUID | None = None
     # Required for `budcluster`; `local` takes none.
     connection: BudclusterConnection | None = None
+    # Required for `kubernetes`.
+    kubernetes: KubernetesConnection | None = None
 
     @model_validator(mode="after")
     def _connection_matches_provider(self) -> ClusterCreate:
+        if (self.provider is ClusterProviderKind.KUBERNETES) != (self.kubernetes is not None):
+            raise ValueError(
+                "`kubernetes` settings are given for, and only for, a kubernetes cluster"
+            )
+        if self.provider is ClusterProviderKind.KUBERNETES and self.connection is not None:
+            raise ValueError("a kubernetes cluster takes `kubernetes`, not `connection`")
         if self.provider is ClusterProviderKind.BUDCLUSTER and self.connection is None:
             raise ValueError("a budcluster cluster needs a connection (base_url, ...)")
         if self.provider is ClusterProviderKind.LOCAL and self.connection is not None:
@@ -53,6 +106,7 @@ class ClusterCreate(RequestSchema):
 class DeviceRead(BaseModel):
     kind: str
     name: str
+    resource: str | None = None
     count: int
     # Per device.
     memory_total_bytes: int | None
@@ -65,6 +119,7 @@ class NodeRead(BaseModel):
     memory_total_bytes: int
     memory_free_bytes: int
     devices: list[DeviceRead]
+    taints: list[str] = []
 
 
 class ConnectionRead(BaseModel):
@@ -73,6 +128,18 @@ class ConnectionRead(BaseModel):
     # Whether a token is stored; its value is never returned.
     token_set: bool
     dapr_api_token_set: bool
+
+
+class KubernetesRead(BaseModel):
+    credential_id: uuid.UUID | None
+    in_cluster: bool
+    namespace: str
+    service_url: str
+    service_type: str
+    model_cache_size: str | None
+    model_cache_storage_class: str | None
+    runtime_class: str | None
+    node_selector: dict[str, str]
 
 
 class ClusterCapacity(BaseModel):
@@ -102,6 +169,7 @@ class ClusterRead(RecordRead):
     provider: ClusterProviderKind
     status: ClusterStatus
     connection: ConnectionRead | None
+    kubernetes: KubernetesRead | None = None
     capacity: ClusterCapacity
     nodes: list[NodeRead]
     last_synced_at: datetime | None

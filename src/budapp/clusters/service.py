@@ -21,6 +21,7 @@ from budapp.clusters.schemas import (
     ClusterRead,
     ClusterStatusRead,
     ConnectionRead,
+    KubernetesRead,
     NodeRead,
 )
 from budapp.core.auth import Principal, TenantScope, system_scope
@@ -31,6 +32,7 @@ from budapp.core.keyring import DecryptionError, Keyring, Sealed
 from budapp.core.logging import get_logger
 from budapp.core.references import ReferenceGuard
 from budapp.core.roles import Role
+from budapp.credentials.service import CredentialVault, organization_secrets
 from budapp.organizations.service import OrganizationService
 
 log = get_logger("budapp.clusters")
@@ -99,7 +101,7 @@ class ClusterService:
 
     async def provider_for(self, scope: TenantScope, cluster_id: uuid.UUID) -> ClusterProvider:
         """The provider to deploy onto; for the endpoints domain. Never exposed over HTTP."""
-        return self._provider(await self.get(scope, cluster_id))
+        return await self._provider(await self.get(scope, cluster_id))
 
     # --- writes ------------------------------------------------------------------------------
 
@@ -107,8 +109,15 @@ class ClusterService:
         if data.provider is ClusterProviderKind.LOCAL and not by.has_role(Role.SUPER_ADMIN):
             # The local provider runs processes on the budapp host itself.
             raise Forbidden("Only a super admin may register the local host as a cluster")
+        if data.kubernetes and data.kubernetes.in_cluster and not by.has_role(Role.SUPER_ADMIN):
+            # It acts with budapp's own service account, on budapp's own cluster.
+            raise Forbidden("Only a super admin may register budapp's own cluster (in_cluster)")
         organization_id = data.organization_id or by.organization_id
         await self.organizations.get(by.scope, organization_id)
+        if data.kubernetes and data.kubernetes.credential_id:
+            # Refused now rather than at onboarding: another tenant's or a project's
+            # credential, or one that is not a kubeconfig.
+            await self._kubeconfig(organization_id, data.kubernetes.credential_id)
         cluster = await self.create_in(organization_id, data)
         return self._read(cluster)
 
@@ -145,7 +154,13 @@ class ClusterService:
             description=data.description,
             provider=data.provider,
             status=ClusterStatus.ONBOARDING,
-            config=data.connection.config_values() if data.connection else {},
+            config=(
+                data.kubernetes.config_values()
+                if data.kubernetes
+                else data.connection.config_values()
+                if data.connection
+                else {}
+            ),
             nodes=[],
         )
         secrets = data.connection.secret_values() if data.connection else {}
@@ -158,7 +173,7 @@ class ClusterService:
 
     async def refresh_inventory(self, cluster: Cluster, *, failed: ClusterStatus) -> None:
         try:
-            inventory = await self._provider(cluster).inventory()
+            inventory = await (await self._provider(cluster)).inventory()
         except ProviderError as exc:
             cluster.status = failed
             cluster.last_error = str(exc)[:_ERROR_LENGTH]
@@ -170,13 +185,27 @@ class ClusterService:
 
     # --- rules -------------------------------------------------------------------------------
 
-    def _provider(self, cluster: Cluster) -> ClusterProvider:
+    async def _provider(self, cluster: Cluster) -> ClusterProvider:
+        secrets = self._open(cluster)
+        credential_id = cluster.config.get("credential_id")
+        if cluster.provider is ClusterProviderKind.KUBERNETES and credential_id:
+            secrets = await self._kubeconfig(cluster.organization_id, uuid.UUID(credential_id))
         try:
-            return self.connector.connect(
-                cluster.provider.value, cluster.config, self._open(cluster)
-            )
+            return self.connector.connect(cluster.provider.value, cluster.config, secrets)
         except ProviderError as exc:
             raise ClusterUnreachableError(f"Cluster {cluster.name!r}: {exc}") from exc
+
+    async def _kubeconfig(
+        self, organization_id: uuid.UUID, credential_id: uuid.UUID
+    ) -> dict[str, str]:
+        values = await organization_secrets(
+            self.session,
+            CredentialVault(self.keyring),
+            organization_id,
+            credential_id,
+            kind="kubeconfig",
+        )
+        return {name: str(value) for name, value in values.items() if value is not None}
 
     def _open(self, cluster: Cluster) -> dict[str, str]:
         if cluster.ciphertext is None or cluster.key_id is None:
@@ -203,6 +232,7 @@ class ClusterService:
             provider=cluster.provider,
             status=cluster.status,
             connection=_connection(cluster, self._secret_names(cluster)),
+            kubernetes=_kubernetes(cluster),
             capacity=_capacity(cluster),
             nodes=[NodeRead.model_validate(node) for node in cluster.nodes],
             last_synced_at=cluster.last_synced_at,
@@ -239,6 +269,23 @@ def _capacity(cluster: Cluster) -> ClusterCapacity:
         gpu_count=cluster.gpu_count,
         gpu_memory_total_bytes=cluster.gpu_memory_total_bytes,
         gpu_memory_free_bytes=cluster.gpu_memory_free_bytes,
+    )
+
+
+def _kubernetes(cluster: Cluster) -> KubernetesRead | None:
+    if cluster.provider is not ClusterProviderKind.KUBERNETES:
+        return None
+    config: dict[str, Any] = cluster.config
+    return KubernetesRead(
+        credential_id=config.get("credential_id"),
+        in_cluster=bool(config.get("in_cluster")),
+        namespace=config.get("namespace", ""),
+        service_url=config.get("service_url", ""),
+        service_type=config.get("service_type", "ClusterIP"),
+        model_cache_size=config.get("model_cache_size"),
+        model_cache_storage_class=config.get("model_cache_storage_class"),
+        runtime_class=config.get("runtime_class"),
+        node_selector=config.get("node_selector") or {},
     )
 
 
@@ -317,6 +364,11 @@ async def reseal_cluster_tokens(factory: async_sessionmaker[AsyncSession], keyri
     return resealed
 
 
+async def kubernetes_cluster_ids(session: AsyncSession) -> list[uuid.UUID]:
+    """The onboarded Kubernetes clusters, which the reconciler compares with budapp's view."""
+    return await ClusterRepository(session).onboarded_ids(ClusterProviderKind.KUBERNETES)
+
+
 async def local_cluster_ids(session: AsyncSession) -> list[uuid.UUID]:
     """The clusters whose runtimes this host's supervisor runs."""
     return await ClusterRepository(session).local_ids()
@@ -324,6 +376,12 @@ async def local_cluster_ids(session: AsyncSession) -> list[uuid.UUID]:
 
 async def cluster_key_ids_in_use(session: AsyncSession) -> list[str]:
     return await ClusterRepository(session).key_ids_in_use()
+
+
+async def clusters_using_credential(session: AsyncSession, credential_id: uuid.UUID) -> str | None:
+    """A kubeconfig credential a cluster connects with cannot be deleted."""
+    count = await ClusterRepository(session).count_using_credential(credential_id)
+    return f"{count} cluster(s)" if count else None
 
 
 async def clusters_of_organization(session: AsyncSession, organization_id: uuid.UUID) -> str | None:

@@ -387,4 +387,29 @@ async def secrets_for_project(
         return None
 
 
+async def organization_secrets(
+    session: AsyncSession,
+    vault: CredentialVault,
+    organization_id: uuid.UUID,
+    credential_id: uuid.UUID,
+    *,
+    kind: str,
+) -> dict[str, Any]:
+    """A credential of `kind` that belongs to the whole organization (not to one project),
+    opened for code that acts for the organization (a cluster's kubeconfig). Another tenant's
+    credential is not found; one of another kind or of a project is refused."""
+    credential = await CredentialRepository(session).get(system_scope(), credential_id)
+    if credential is None or credential.organization_id != organization_id:
+        raise NotFound("credential", credential_id)
+    if credential.kind != kind or credential.project_id is not None:
+        raise InvalidInput(
+            f"Credential {credential_id} must be an organization-wide {kind} credential",
+            details=[{"field": "credential_id", "message": f"not an organization {kind}"}],
+        )
+    try:
+        return {**credential.config, **vault.open(credential)}
+    except DecryptionError as exc:
+        raise CredentialUnreadable(f"Credential {credential_id} cannot be read: {exc}") from exc
+
+
 VAULT: Key[CredentialVault] = Key("credentials vault")

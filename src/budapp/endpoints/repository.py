@@ -126,6 +126,24 @@ class EndpointRepository(Repository):
         rows = (await self.session.execute(statement)).all()
         return [(row[0], row[1], row[2]) for row in rows]
 
+    async def replicas_on_cluster(self, cluster_id: uuid.UUID) -> list[tuple[Any, ...]]:
+        """(runtime id, spec, index, endpoint id, status, desired replicas, deleted at) of every
+        replica placed on the cluster, deleted endpoints' too."""
+        statement = (
+            select(
+                EndpointReplica.runtime_id,
+                EndpointReplica.spec,
+                EndpointReplica.index,
+                Endpoint.id,
+                Endpoint.status,
+                Endpoint.replicas,
+                Endpoint.deleted_at,
+            )
+            .join(Endpoint, Endpoint.id == EndpointReplica.endpoint_id)
+            .where(EndpointReplica.cluster_id == cluster_id)
+        )
+        return [tuple(row) for row in (await self.session.execute(statement)).all()]
+
     async def by_id(self, endpoint_id: uuid.UUID) -> Endpoint | None:
         """Any endpoint, deleted or not: for background work that already knows its id."""
         return await self.session.get(Endpoint, endpoint_id)

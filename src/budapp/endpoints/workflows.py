@@ -9,8 +9,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from budapp.adapters.clusters.base import ClusterProvider, RuntimeSpec, RuntimeState
+from budapp.adapters.clusters.base import ClusterProvider, Placement, RuntimeSpec, RuntimeState
 from budapp.catalog.service import load_model, model_files
+from budapp.clusters.models import ClusterProviderKind
 from budapp.clusters.service import ClusterService
 from budapp.core.auth import system_scope
 from budapp.core.components import CLUSTER_CONNECTOR, RUNTIME_TEMPLATES, STORAGE
@@ -60,15 +61,7 @@ async def _endpoint(session: AsyncSession, endpoint_id: str) -> Endpoint:
 
 
 async def _provider(session: AsyncSession, cluster_id: uuid.UUID) -> ClusterProvider:
-    parts = engine.context()
-    clusters = ClusterService(
-        session,
-        parts.keyring,
-        parts[CLUSTER_CONNECTOR],
-        OrganizationService(session, parts.references),
-        parts.references,
-    )
-    return await clusters.provider_for(system_scope(), cluster_id)
+    return await _clusters(session).provider_for(system_scope(), cluster_id)
 
 
 # --- deploy / scale ----------------------------------------------------------------------------
@@ -85,6 +78,27 @@ async def validate(run_id: str, endpoint_id: str) -> list[dict[str, Any]]:
             raise StepError("The endpoint's plan does not place every replica; deploy again")
         await engine.note(run_id, "validate", f"{endpoint.replicas} replica(s) placed")
         return placements[: endpoint.replicas]
+
+
+def _clusters(session: AsyncSession) -> ClusterService:
+    parts = engine.context()
+    return ClusterService(
+        session,
+        parts.keyring,
+        parts[CLUSTER_CONNECTOR],
+        OrganizationService(session, parts.references),
+        parts.references,
+    )
+
+
+async def _on_kubernetes(session: AsyncSession, endpoint: Endpoint) -> bool:
+    clusters = _clusters(session)
+    placements: list[dict[str, Any]] = endpoint.plan.get("placements", [])
+    for cluster_id in {placement["cluster_id"] for placement in placements}:
+        cluster = await clusters.get(system_scope(), uuid.UUID(cluster_id))
+        if cluster.provider is ClusterProviderKind.KUBERNETES:
+            return True
+    return False
 
 
 def _needs_path(template_command: list[str]) -> bool:
@@ -105,6 +119,15 @@ async def prepare_model(run_id: str, endpoint_id: str) -> str | None:
         if model is None:
             raise StepError("The endpoint's model no longer exists")
         files = await model_files(session, model.id)
+        if await _on_kubernetes(session, endpoint):
+            # The pod fetches the weights itself, into the cluster's model-cache volume.
+            if model.repo_id:
+                await engine.note(run_id, "prepare_model", f"the pods fetch {model.repo_id}")
+                return model.repo_id
+            raise StepError(
+                "The model's files are in budapp's storage; runtimes on Kubernetes load a "
+                "model by repository id (register the model with repo_id)"
+            )
         if not files:
             if model.repo_id:
                 await engine.note(run_id, "prepare_model", f"the runtime fetches {model.repo_id}")
@@ -152,6 +175,13 @@ async def start_replicas(
                     if placement["device_kind"] == "gpu"
                     else {}
                 ),
+                placement=Placement(
+                    node=placement["node"],
+                    device_kind=placement["device_kind"],
+                    device_count=len(placement["devices"]),
+                    memory_bytes=placement.get("memory_bytes"),
+                ),
+                endpoint_id=str(endpoint.id),
             )
             replica = existing.get(index)
             if replica is None:
@@ -172,7 +202,11 @@ async def start_replicas(
     for number, (cluster_id, spec) in enumerate(wanted, start=1):
         async with session_scope(factory) as session:
             provider = await _provider(session, cluster_id)
-        status = await provider.deploy_runtime(spec)
+
+        async def progress(line: str, number: int = number) -> None:
+            await engine.note(run_id, "start_replicas", f"replica {number}: {line}")
+
+        status = await provider.deploy_runtime(spec, progress)
         await _record_replica(spec.runtime_id, status.state, status.url, status.message)
         if status.state is RuntimeState.FAILED:
             raise RuntimeError(f"replica {number} failed to start: {status.message}")

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -30,10 +31,12 @@ from dbos._error import (
     DBOSMaxStepRetriesExceeded,
     DBOSWorkflowCancelledError,
 )
+from prometheus_client import Counter
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from budapp import __version__
+from budapp.core.background import BackgroundTask
 from budapp.core.components import Components
 from budapp.core.db import session_scope, utcnow
 from budapp.core.logging import get_logger
@@ -41,6 +44,10 @@ from budapp.events.service import EventType, publish_org_event
 from budapp.workflows.models import RunStatus, StepStatus, WorkflowRun
 from budapp.workflows.repository import WorkflowRepository
 
+# On the default registry, served by budapp's /metrics (Grafana's workflow panel).
+RUNS_FINISHED = Counter(
+    "budapp_workflow_runs_finished_total", "Workflow runs that ended", ("kind", "status")
+)
 log = get_logger("budapp.workflows")
 
 P = ParamSpec("P")
@@ -244,6 +251,7 @@ async def set_run_status(run_id: str, status: RunStatus, *, error: str | None = 
         if status.finished:
             run.finished_at = now
             run.error = error
+            RUNS_FINISHED.labels(run.kind, status.value).inc()
             if status is not RunStatus.SUCCEEDED:
                 await runs.fail_running_steps(run_uuid, now)
         payload = {
@@ -320,11 +328,22 @@ class WorkflowEngine:
     _url: str | None = None
     _lock = asyncio.Lock()
 
-    def __init__(self, system_url: str, *, executor_id: str, concurrency: int) -> None:
+    def __init__(
+        self,
+        system_url: str,
+        *,
+        executor_id: str,
+        concurrency: int,
+        heartbeat_seconds: float = 0.0,
+        takeover_seconds: float = 60.0,
+    ) -> None:
         self.system_url = system_url
         self.executor_id = executor_id
         self.concurrency = concurrency
+        self.heartbeat_seconds = heartbeat_seconds
+        self.takeover_seconds = takeover_seconds
         self._context: Components | None = None
+        self._heartbeat = BackgroundTask("workflow-heartbeat")
 
     async def start(self, engine_context: Components) -> None:
         async with WorkflowEngine._lock:
@@ -364,8 +383,12 @@ class WorkflowEngine:
                 log.warning("workflow_engine_shared", running=WorkflowEngine._url)
             WorkflowEngine._users += 1
         await self._requeue_pending(engine_context.session_factory)
+        if self.heartbeat_seconds > 0:
+            await self.beat(engine_context.session_factory)
+            self._heartbeat.start(lambda: self._beat_forever(engine_context.session_factory))
 
     async def stop(self) -> None:
+        await self._heartbeat.stop()
         async with WorkflowEngine._lock:
             if self._context in _contexts:
                 _contexts.remove(self._context)
@@ -378,6 +401,38 @@ class WorkflowEngine:
                 WorkflowEngine._url = None
                 global _queue  # noqa: PLW0603
                 _queue = None
+
+    async def beat(self, factory: async_sessionmaker[AsyncSession]) -> list[str]:
+        """Records that this replica lives, and takes over the workflows of replicas whose
+        heartbeat is older than `takeover_seconds`: their rows are deleted (one replica
+        wins each, by the delete's row count) and their PENDING workflows re-enqueued on the
+        engine's internal queue, where exactly one replica dequeues each. A replica that comes
+        back under the same name records itself again. Returns the executors taken over."""
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self.takeover_seconds)
+        async with session_scope(factory) as session:
+            await WorkflowRepository(session).record_heartbeat(self.executor_id, now)
+        async with factory() as session:
+            stale = await WorkflowRepository(session).silent_executors(self.executor_id, cutoff)
+        taken = []
+        for executor in stale:
+            async with session_scope(factory) as session:
+                claimed = await WorkflowRepository(session).claim_executor(executor, cutoff)
+            if not claimed:
+                continue  # another replica took it
+            handles = await asyncio.to_thread(DBOS._recover_pending_workflows, [executor])
+            log.warning("workflow_executor_taken_over", executor=executor, workflows=len(handles))
+            taken.append(executor)
+        return taken
+
+    async def _beat_forever(self, factory: async_sessionmaker[AsyncSession]) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                await self.beat(factory)
+            except Exception as exc:
+                # The database was unreachable, say: the next beat tries again.
+                log.warning("workflow_heartbeat_failed", error=str(exc))
 
     async def _requeue_pending(self, factory: async_sessionmaker[AsyncSession]) -> None:
         """Runs recorded as PENDING whose hand-over to the engine a crash may have prevented

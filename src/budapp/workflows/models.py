@@ -88,3 +88,16 @@ class WorkflowStep(RecordMixin, Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class WorkflowExecutor(Base):
+    """One row per replica running workflows, with its last heartbeat. A replica whose
+    heartbeat is older than the takeover timeout is presumed dead: the first live replica to
+    delete its row hands its unfinished workflows back to the engine's queue."""
+
+    __tablename__ = "workflow_executors"
+    # Written every few seconds by every replica: not an audited change.
+    __audit__ = False
+
+    executor_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    heartbeat_at: Mapped[datetime] = mapped_column(index=True)

@@ -3,11 +3,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import false, func, or_, select, update
+from sqlalchemy import delete, false, func, or_, select, update
 
 from budapp.core.auth import TenantScope
 from budapp.core.repository import Repository, equal, fetch_page, narrowed
-from budapp.workflows.models import RunStatus, StepStatus, WorkflowRun, WorkflowStep
+from budapp.workflows.models import (
+    RunStatus,
+    StepStatus,
+    WorkflowExecutor,
+    WorkflowRun,
+    WorkflowStep,
+)
 from budapp.workflows.schemas import WorkflowFilter
 
 _FILTERS = (
@@ -87,6 +93,39 @@ class WorkflowRepository(Repository):
             .values(status=StepStatus.FAILED, finished_at=now, updated_at=now)
             .execution_options(synchronize_session=False)
         )
+
+    async def record_heartbeat(self, executor_id: str, now: datetime) -> None:
+        updated = await self.session.execute(
+            update(WorkflowExecutor)
+            .where(WorkflowExecutor.executor_id == executor_id)
+            .values(heartbeat_at=now)
+        )
+        if not getattr(updated, "rowcount", 0):
+            self.session.add(WorkflowExecutor(executor_id=executor_id, heartbeat_at=now))
+
+    async def silent_executors(self, executor_id: str, cutoff: datetime) -> list[str]:
+        """Other replicas whose last heartbeat is older than `cutoff`."""
+        statement = select(WorkflowExecutor.executor_id).where(
+            WorkflowExecutor.heartbeat_at < cutoff, WorkflowExecutor.executor_id != executor_id
+        )
+        return list((await self.session.scalars(statement)).all())
+
+    async def claim_executor(self, executor_id: str, cutoff: datetime) -> bool:
+        """Deletes a silent replica's row; True for the one replica whose delete took it."""
+        claimed = await self.session.execute(
+            delete(WorkflowExecutor).where(
+                WorkflowExecutor.executor_id == executor_id,
+                WorkflowExecutor.heartbeat_at < cutoff,
+            )
+        )
+        return bool(getattr(claimed, "rowcount", 0) == 1)
+
+    async def busy_resources(self, resource_type: str) -> set[uuid.UUID]:
+        statement = select(WorkflowRun.resource_id).where(
+            WorkflowRun.resource_type == resource_type,
+            WorkflowRun.status.in_((RunStatus.PENDING, RunStatus.RUNNING)),
+        )
+        return set((await self.session.scalars(statement)).all())
 
     async def pending(self) -> list[tuple[uuid.UUID, str]]:
         """Runs recorded as PENDING: (id, kind)."""

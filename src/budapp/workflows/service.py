@@ -176,3 +176,8 @@ class WorkflowService:
         except Forbidden:
             raise
         return run
+
+
+async def resources_in_flight(session: AsyncSession, resource_type: str) -> set[uuid.UUID]:
+    """The resources of a type that a workflow is pending or running for."""
+    return await WorkflowRepository(session).busy_resources(resource_type)

@@ -5,8 +5,9 @@ cluster service reached over HTTP."""
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,6 +38,8 @@ class _Contract(BaseModel):
 class Device(_Contract):
     kind: Literal["cpu", "gpu"]
     name: str = Field(max_length=255)
+    # The Kubernetes extended resource that requests it (`nvidia.com/gpu`, a MIG profile).
+    resource: str | None = Field(default=None, max_length=255)
     count: int = Field(default=1, ge=0)
     # Per device; None when the provider does not know.
     memory_total_bytes: int | None = Field(default=None, ge=0)
@@ -49,6 +52,8 @@ class Node(_Contract):
     memory_total_bytes: int = Field(ge=0)
     memory_free_bytes: int = Field(ge=0)
     devices: list[Device] = Field(default_factory=list, max_length=1024)
+    # Kubernetes taints (`key=value:Effect`): pods land there only when they tolerate them.
+    taints: list[str] = Field(default_factory=list, max_length=64)
 
 
 class Inventory(_Contract):
@@ -92,6 +97,17 @@ class RuntimeState(StrEnum):
     STOPPED = "STOPPED"
 
 
+class Placement(_Contract):
+    """Where the planner put a replica; a provider that schedules (Kubernetes) turns it into
+    resource requests, the local provider into the devices it hands the process."""
+
+    node: str | None = Field(default=None, max_length=255)
+    device_kind: Literal["gpu", "cpu"] = "cpu"
+    device_count: int = Field(default=0, ge=0, le=64)
+    # GPU memory for a GPU replica, host memory for a CPU one.
+    memory_bytes: int | None = Field(default=None, ge=0)
+
+
 class RuntimeSpec(_Contract):
     """One model runtime to run: the caller (the endpoints domain) names it with an id of its
     own, stable across budapp restarts (e.g. `<endpoint id>-<replica>`)."""
@@ -103,6 +119,9 @@ class RuntimeSpec(_Contract):
     context_length: int | None = Field(default=None, ge=1)
     extra_args: list[str] = Field(default_factory=list, max_length=64)
     env: dict[str, str] = Field(default_factory=dict, max_length=64)
+    placement: Placement | None = None
+    # The endpoint it serves, for labels on what a cluster runs (None outside endpoints).
+    endpoint_id: str | None = Field(default=None, max_length=64)
 
 
 class RuntimeStatus(_Contract):
@@ -114,12 +133,18 @@ class RuntimeStatus(_Contract):
     message: str | None = None
 
 
+Progress = Callable[[str], Awaitable[None]]
+
+
 class ClusterProvider(Protocol):
     async def inventory(self) -> Inventory: ...
 
-    async def deploy_runtime(self, spec: RuntimeSpec) -> RuntimeStatus:
+    async def deploy_runtime(
+        self, spec: RuntimeSpec, progress: Progress | None = None
+    ) -> RuntimeStatus:
         """Starts the runtime (idempotent for a runtime id already running) and returns once
-        it is ready or has failed; a remote provider may answer STARTING."""
+        it is ready or has failed; a remote provider may answer STARTING. `progress` hears
+        a line for each stage the provider sees (scheduled, image pulled, ...)."""
         ...
 
     async def stop_runtime(self, runtime_id: str) -> None: ...
@@ -127,3 +152,14 @@ class ClusterProvider(Protocol):
     async def runtime_status(self, runtime_id: str) -> RuntimeStatus: ...
 
     async def runtime_logs(self, runtime_id: str, lines: int = 100) -> list[str]: ...
+
+
+@runtime_checkable
+class ReconcilingProvider(ClusterProvider, Protocol):
+    """A provider that can list what it runs for budapp, so that drift can be found."""
+
+    async def runtime_ids(self) -> set[str]: ...
+
+    async def ensure_runtime(self, spec: RuntimeSpec) -> None:
+        """Creates what the runtime needs when it is missing, without waiting for it."""
+        ...

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from budapp.adapters.clusters.base import (
     ClusterUnreachable,
     Inventory,
+    Progress,
     ProviderError,
     RuntimeSpec,
     RuntimeStatus,
@@ -51,8 +52,13 @@ class BudclusterProvider:
     async def inventory(self) -> Inventory:
         return _parse(Inventory, await self._request("GET", "inventory"), self.where)
 
-    async def deploy_runtime(self, spec: RuntimeSpec) -> RuntimeStatus:
-        body = spec.model_dump(mode="json")
+    async def deploy_runtime(
+        self,
+        spec: RuntimeSpec,
+        progress: Progress | None = None,  # noqa: ARG002 - the service reports no stages
+    ) -> RuntimeStatus:
+        # The contract's fields only: placement is the remote service's own business.
+        body = spec.model_dump(mode="json", exclude={"placement", "endpoint_id"})
         return _parse(RuntimeStatus, await self._request("POST", "runtimes", json=body), self.where)
 
     async def stop_runtime(self, runtime_id: str) -> None:

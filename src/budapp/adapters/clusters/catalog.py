@@ -28,6 +28,28 @@ class TemplateError(ProviderError):
     """A template is malformed, unknown, or needs a value the spec does not give."""
 
 
+class KubernetesRuntime(BaseModel):
+    """How the runtime runs as a container on Kubernetes. The container runs the template's
+    command (with `program` in place of its first word when the image names it differently),
+    listening on `port`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    image: str = Field(min_length=1, max_length=512)
+    program: list[str] | None = Field(default=None, min_length=1)
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Large weights take minutes to load: the startupProbe allows this long before the
+    # liveness probe may restart the container. None: the template's readiness timeout.
+    startup_timeout_seconds: float | None = Field(default=None, gt=0)
+    # How long a pod may stay unscheduled (FailedScheduling) or pull its image.
+    schedule_timeout_seconds: float = Field(default=600.0, gt=0)
+    image_pull_timeout_seconds: float = Field(default=1800.0, gt=0)
+    # The readiness probe's path: answers once the model is loaded (vLLM's /health answers
+    # before that). budapp also sends one one-token completion before it reports RUNNING.
+    readiness_path: str = Field(default="/v1/models", pattern=r"^/")
+    shm_size: str = Field(default="8Gi", pattern=r"^[0-9]+(Ki|Mi|Gi|Ti)?$")
+
+
 class RuntimeTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,6 +64,25 @@ class RuntimeTemplate(BaseModel):
     device: Literal["gpu", "cpu", "any", "none"] = "any"
     # Memory the runtime itself takes per replica, beyond the model (MiB).
     overhead_mib: int = Field(default=1024, ge=0)
+    kubernetes: KubernetesRuntime | None = None
+
+    def container_command(self, spec: RuntimeSpec) -> list[str]:
+        """The container's argv on Kubernetes: it listens on every address of its pod."""
+        if self.kubernetes is None:
+            raise TemplateError(f"runtime template {self.name!r} has no container image")
+        argv = self.render(spec, host="0.0.0.0", port=self.kubernetes.port)  # noqa: S104
+        return [*self.kubernetes.program, *argv[1:]] if self.kubernetes.program else argv
+
+    @property
+    def container(self) -> KubernetesRuntime:
+        if self.kubernetes is None:
+            raise TemplateError(f"runtime template {self.name!r} has no container image")
+        return self.kubernetes
+
+    @property
+    def startup_timeout(self) -> float:
+        k8s = self.kubernetes
+        return (k8s.startup_timeout_seconds if k8s else None) or self.readiness_timeout_seconds
 
     def render(self, spec: RuntimeSpec, *, host: str, port: int) -> list[str]:
         values: dict[str, object] = {

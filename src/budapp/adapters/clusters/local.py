@@ -11,7 +11,14 @@ import socket
 
 import psutil
 
-from budapp.adapters.clusters.base import Device, Inventory, Node, RuntimeSpec, RuntimeStatus
+from budapp.adapters.clusters.base import (
+    Device,
+    Inventory,
+    Node,
+    Progress,
+    RuntimeSpec,
+    RuntimeStatus,
+)
 from budapp.adapters.clusters.supervisor import RuntimeSupervisor
 from budapp.core.logging import get_logger
 
@@ -76,7 +83,11 @@ class LocalProvider:
             return []
         return parse_gpus(stdout.decode(errors="replace"))
 
-    async def deploy_runtime(self, spec: RuntimeSpec) -> RuntimeStatus:
+    async def deploy_runtime(
+        self,
+        spec: RuntimeSpec,
+        progress: Progress | None = None,  # noqa: ARG002 - a process has no stages to report
+    ) -> RuntimeStatus:
         return await self.supervisor.start(spec)
 
     async def stop_runtime(self, runtime_id: str) -> None:
