@@ -374,9 +374,10 @@ class SimApp:
                 pending.clear()
                 self.metrics.completion_tokens.inc(produced)
                 produced = 0
-                # A late token (a busy loop) does not make the next ones burst to catch up:
-                # every gap is at least one ITL, as from a runtime that is simply slower.
-                due = max(due, loop.time())
+                # A token late by more than one ITL (a busy loop) does not make the next ones
+                # burst to catch up, as from a runtime that is simply slower; the timer's own
+                # lateness (about a millisecond a sleep) is absorbed, so the pace stays the ITL.
+                due = max(due, loop.time() - self._planner.config.itl_ms / 1000)
         if request.include_usage:
             total = sum(len(choice.pieces) for choice in choices)
             pending.append(encoder.usage(request.prompt_tokens, total))
