@@ -10,7 +10,7 @@ from typing import Any
 from dbos import DBOS
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from budapp.core.auth import Principal
+from budapp.core.auth import Principal, system_scope
 from budapp.core.db import after_commit, utcnow
 from budapp.core.envelope import Page
 from budapp.core.errors import Conflict, Forbidden, NotFound
@@ -101,13 +101,23 @@ class WorkflowService:
 
     async def cancel(self, run_id: uuid.UUID, *, by: Principal) -> WorkflowDetail:
         run = await self._get(run_id, by, Permission.ENDPOINT_MANAGE)
+        await self.cancel_run(run, f"Cancelled by {by.email}")
+        return await self.read(run.id, by=by)
+
+    async def run_of(self, run_id: uuid.UUID) -> WorkflowRun | None:
+        """A run for a domain that has already authorised the caller on its resource."""
+        return await self.repository.get(system_scope(), run_id)
+
+    async def cancel_run(self, run: WorkflowRun, reason: str) -> None:
+        """Cancels a run the caller was authorised for (by `cancel`, or by the domain that
+        owns the run's resource); its definition's `on_cancel` runs in this unit of work."""
         if run.status.finished:
             raise Conflict(f"The workflow has already finished ({run.status.value})")
         await DBOS.cancel_workflow_async(str(run.id))
         now = utcnow()
         run.status = RunStatus.CANCELLED
         run.finished_at = now
-        run.error = f"Cancelled by {by.email}"
+        run.error = reason
         for step in await self.repository.steps(run.id):
             if step.status in {StepStatus.PENDING, StepStatus.RUNNING}:
                 step.status = (
@@ -118,7 +128,6 @@ class WorkflowService:
         if declared is not None and declared.on_cancel is not None:
             await declared.on_cancel(self.session, run)
         await self.session.flush()
-        return await self.read(run.id, by=by)
 
     async def retry(self, run_id: uuid.UUID, *, by: Principal) -> WorkflowDetail:
         run = await self._get(run_id, by, Permission.ENDPOINT_MANAGE)
