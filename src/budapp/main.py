@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+import budapp.benchmarks.workflows
 import budapp.endpoints.workflows  # noqa: F401 - registers the endpoint workflows with DBOS
 from budapp import __version__
 from budapp.adapters.cache import create_window_counter
@@ -43,6 +44,8 @@ from budapp.auth.service import TokenAuthenticator
 from budapp.auth.sso_router import router as sso_router
 from budapp.auth.throttle import LoginThrottle
 from budapp.auth.tokens import TokenIssuer
+from budapp.benchmarks.environment import BenchmarkEnvironment
+from budapp.benchmarks.router import router as benchmarks_router
 from budapp.bootstrap import ensure_initial_admin
 from budapp.catalog.objects import MODEL_FILES
 from budapp.catalog.router import router as catalog_router
@@ -149,6 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         datasets_router,
         routers_router,
         usage_router,
+        benchmarks_router,
     ):
         api.include_router(router)
     app.include_router(api)
@@ -407,8 +411,23 @@ async def _start_workflows(state: Any, settings: Settings, url: str) -> Workflow
         executor_id=settings.replica_id,
         concurrency=settings.workflow_concurrency,
     )
-    # What workflow steps reach for: deployments talk to clusters and read model files.
+    state.benchmarks = BenchmarkEnvironment(
+        gateway_url=settings.resolved_gateway_url
+        if settings.gateway_enabled or settings.gateway_url
+        else None,
+        allow_private_urls=settings.benchmark_private_urls_allowed,
+        max_rate=settings.benchmark_max_rate,
+        max_concurrency=settings.benchmark_max_concurrency,
+        max_duration_seconds=settings.benchmark_max_duration_seconds,
+        keyring=state.keyring,
+        vault=state.vault,
+        storage=state.storage,
+        bus=state.event_bus,
+    )
+    # What workflow steps reach for: deployments talk to clusters and read model files,
+    # benchmarks reach their targets.
     services = {
+        "benchmarks": state.benchmarks,
         "keyring": state.keyring,
         "connector": state.cluster_connector,
         "references": state.references,

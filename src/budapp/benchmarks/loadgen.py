@@ -9,7 +9,6 @@ timed when its event is parsed (see docs/benchmarks.md for what each figure mean
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import random
 import time
@@ -273,11 +272,9 @@ class LoadGenerator:
     async def _drain(
         self, run: _Run, drivers: list[asyncio.Task[None]], in_flight: set[asyncio.Task[None]]
     ) -> None:
-        """Requests in flight at the stop get `drain_seconds` to finish (all the request
-        timeout when the request count was reached); an abort cancels them at once."""
-        bounds = self.config.bounds
-        grace = bounds.request_timeout_seconds if run.reason == "max_requests" else 0.0
-        grace = 0.0 if run.abort else max(grace, bounds.drain_seconds)
+        """Requests in flight at the stop get `drain_seconds` to finish; an abort cancels
+        them at once."""
+        grace = 0.0 if run.abort else self.config.bounds.drain_seconds
         pending = [task for task in (*drivers, *in_flight) if not task.done()]
         if pending and grace:
             _, still = await asyncio.wait(pending, timeout=grace)
@@ -419,19 +416,3 @@ def _complete(record: RequestRecord, estimated_input: int) -> None:
     output = record.output_tokens or 0
     if output >= 2 and record.e2el_ms is not None:
         record.tpot_ms = (record.e2el_ms - record.ttft_ms) / (output - 1)
-
-
-async def probe_once(target: Target, config: BenchmarkConfig, prompts: PromptSource) -> None:
-    """One request, to fail fast on a target that does not stream answers (used by the CLI)."""
-    generator = LoadGenerator(target, config.model_copy(), prompts)
-    records: list[RequestRecord] = []
-    with contextlib.suppress(Exception):
-        once = config.model_copy(
-            update={"bounds": config.bounds.model_copy(update={"max_requests": 1})}
-        )
-        generator.config = once
-        outcome = await generator.run_stage(Stage(0, "probe", "closed", concurrency=1))
-        records = outcome.records
-    if not records or records[0].status != "ok":
-        reason = records[0].error if records else "no answer"
-        raise RuntimeError(f"the target did not answer a streamed request: {reason}")

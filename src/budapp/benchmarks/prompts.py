@@ -77,7 +77,7 @@ class PromptSource:
         rng = random.Random(f"{self.config.seed}:{sequence}")  # noqa: S311 - load, not secrets
         prompts = self.config.prompts
         output = draw_length(prompts.output_tokens, rng)
-        if isinstance(prompts, SyntheticPrompts):
+        if not self.rows and isinstance(prompts, SyntheticPrompts):
             words = draw_length(prompts.input_tokens, rng)
             text = " ".join(rng.choice(_WORDS) for _ in range(words))
             return self._wrap(text, output)

@@ -78,7 +78,9 @@ class BenchmarkRepository:
         )
 
     async def drop_requests(self, run_id: uuid.UUID) -> None:
-        await self.session.execute(delete(BenchmarkRequest).where(BenchmarkRequest.run_id == run_id))
+        await self.session.execute(
+            delete(BenchmarkRequest).where(BenchmarkRequest.run_id == run_id)
+        )
 
     async def stage_requests(self, run_id: uuid.UUID, stage: int) -> Sequence[BenchmarkRequest]:
         statement = (
@@ -121,3 +123,13 @@ class BenchmarkRepository:
                 return
             yield rows
             after = (rows[-1].stage, rows[-1].sequence)
+
+    async def latencies(self, run_id: uuid.UUID) -> tuple[list[float], list[float]]:
+        """The TTFT and TPOT of every successful request of a run (for its charts)."""
+        statement = select(BenchmarkRequest.ttft_ms, BenchmarkRequest.tpot_ms).where(
+            BenchmarkRequest.run_id == run_id, BenchmarkRequest.status == "ok"
+        )
+        rows = (await self.session.execute(statement)).all()
+        ttft = [row[0] for row in rows if row[0] is not None]
+        tpot = [row[1] for row in rows if row[1] is not None]
+        return ttft, tpot

@@ -316,7 +316,7 @@ def _fields(form: ReceivedForm) -> DatasetForm:
         raise InvalidInput("The upload's form fields are invalid", details=details) from None
 
 
-async def column_values(
+async def column_values(  # noqa: PLR0917 - which version, which column, how many
     session: AsyncSession,
     storage: ObjectStorage,
     dataset_id: uuid.UUID,
