@@ -4,6 +4,7 @@ timing does not matter."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -12,13 +13,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.endpoints.conftest import cluster, model
+from tests.gateway.conftest import gateway_url
 from tests.sim.conftest import start_sim
 
-__all__ = ["start_sim"]
+__all__ = ["cluster", "gateway_url", "model", "start_sim"]
 
 SCRIPT = Path(sys.executable).with_name("budapp-sim")
 SimProcess = Callable[..., str]
@@ -66,3 +70,42 @@ def sim_process() -> Iterator[SimProcess]:
             return stack.enter_context(sim_in_process(*options))
 
         yield start
+
+
+# --- the API -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def private_urls_allowed(app: Any) -> Iterator[None]:
+    """The sims of these tests listen on loopback: allowed here (as on a laptop)."""
+    environment = app.state.benchmarks
+    before = environment.allow_private_urls
+    environment.allow_private_urls = True
+    yield
+    environment.allow_private_urls = before
+
+
+async def wait_for_benchmark(
+    client: Any, run_id: str, headers: dict[str, str], seconds: float = 90.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    while True:
+        response = await client.get(f"/benchmarks/{run_id}", headers=headers)
+        body: dict[str, Any] = response.json()["data"]
+        if body["status"] in {"SUCCEEDED", "FAILED", "CANCELLED"}:
+            return body
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.1)
+
+
+def benchmark_body(target: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {
+        "name": fields.pop("name", "bench"),
+        "target": target,
+        "profile": fields.pop("profile", {"kind": "concurrency", "concurrency": 2}),
+        "prompts": fields.pop(
+            "prompts", {"input_tokens": {"value": 16}, "output_tokens": {"value": 8}}
+        ),
+        "bounds": fields.pop("bounds", {"duration_seconds": 5, "max_requests": 6}),
+        **fields,
+    }

@@ -19,8 +19,8 @@ from budapp.benchmarks.schemas import (
     BenchmarkFilter,
     BenchmarkRead,
     BenchmarkResults,
+    ChartFormat,
     ChartKind,
-    ChartQuery,
     Comparison,
     ExportFormat,
     RequestCursor,
@@ -80,11 +80,11 @@ async def compare_chart(
     kind: ChartKind,
     runs: BenchmarksCompared,
     service: BenchmarkServiceDep,
-    query: Annotated[ChartQuery, Query()],
+    format: Annotated[ChartFormat, Query()] = "svg",
 ) -> Response:
-    """The runs overlaid on one chart."""
-    body = await service.chart(runs, kind, query.format)
-    return Response(body, media_type=MEDIA_TYPES[query.format])
+    """The runs overlaid on one chart (`ids` as for compare)."""
+    body = await service.chart(runs, kind, format)
+    return Response(body, media_type=MEDIA_TYPES[format])
 
 
 @router.get(_RUN)
@@ -151,9 +151,9 @@ async def benchmark_chart(
     kind: ChartKind,
     run: BenchmarkReader,
     service: BenchmarkServiceDep,
-    query: Annotated[ChartQuery, Query()],
+    format: Annotated[ChartFormat, Query()] = "svg",
 ) -> Response:
     """latency (TTFT/TPOT percentiles vs request rate), ttft, tpot (distributions), throughput
     (output tokens/s over time); `?format=png` for a PNG."""
-    body = await service.chart([run], kind, query.format)
-    return Response(body, media_type=MEDIA_TYPES[query.format])
+    body = await service.chart([run], kind, format)
+    return Response(body, media_type=MEDIA_TYPES[format])

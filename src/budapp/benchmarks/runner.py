@@ -5,6 +5,7 @@ WebSocket), and a cancel of the run heard on the same beat."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -16,10 +17,12 @@ from budapp.benchmarks.metrics import distribution, stage_metrics
 from budapp.benchmarks.models import BenchmarkRequest, BenchmarkRun, BenchmarkStatus
 from budapp.benchmarks.repository import BenchmarkRepository
 from budapp.core.db import session_scope
+from budapp.core.logging import get_logger
 from budapp.events.service import EventType, publish_org_event
 from budapp.workflows import engine
 
 PROGRESS_SECONDS = 1.0
+log = get_logger("budapp.benchmarks")
 
 
 def to_row(run_id: uuid.UUID, record: RequestRecord) -> dict[str, Any]:
@@ -108,24 +111,40 @@ class StageRecorder:
         self.pending.append(to_row(self.run_id, record))
 
     async def run(self, stage: Stage) -> StageOutcome:
-        beat = asyncio.create_task(self._beat())
+        ended = asyncio.Event()
+        beat = asyncio.create_task(self._beat(ended))
         try:
             outcome = await self.generator.run_stage(
                 stage, on_record=self.on_record, stop=self.stop
             )
         finally:
-            beat.cancel()
-            await asyncio.gather(beat, return_exceptions=True)
+            # Never cancelled mid-write: a write cut short on SQLite would leave its
+            # connection holding the database's lock. The beat ends after its current one.
+            ended.set()
+            await beat
         await self.flush(None)
         return outcome
 
-    async def _beat(self) -> None:
-        while True:
-            await asyncio.sleep(PROGRESS_SECONDS)
-            await self.flush(self.generator.live())
+    async def _beat(self, ended: asyncio.Event) -> None:
+        while not ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), PROGRESS_SECONDS)
+                return
+            try:
+                await self.flush(self.generator.live())
+            except Exception as exc:
+                # The records stay pending for the next beat; the load goes on.
+                log.warning("benchmark_progress_failed", run_id=str(self.run_id), error=str(exc))
 
     async def flush(self, live: dict[str, Any] | None) -> None:
         rows, self.pending = self.pending, []
+        try:
+            await self._write(rows, live)
+        except BaseException:
+            self.pending[:0] = rows
+            raise
+
+    async def _write(self, rows: list[dict[str, Any]], live: dict[str, Any] | None) -> None:
         async with session_scope(self.factory) as session:
             repository = BenchmarkRepository(session)
             await repository.add_requests(rows)

@@ -124,14 +124,7 @@ class RequestPage(ResponseSchema):
     meta: dict[str, Any]
 
 
-class CompareQuery(RequestSchema):
-    ids: list[uuid.UUID] = Field(min_length=2, max_length=10)
-
-
-class ChartQuery(RequestSchema):
-    format: Literal["svg", "png"] = "svg"
-
-
+ChartFormat = Literal["svg", "png"]
 ChartKind = Literal["latency", "ttft", "tpot", "throughput"]
 ExportFormat = Literal["json", "csv", "jsonl"]
 
