@@ -14,11 +14,11 @@ import time
 
 import httpx
 import orjson
+from tests.benchmarks.conftest import sim_in_process
 
 from budapp.benchmarks.config import BenchmarkConfig
 from budapp.benchmarks.loadgen import LoadGenerator, Stage, Target
 from budapp.benchmarks.prompts import PromptSource
-from tests.benchmarks.conftest import sim_in_process
 
 
 def config(seconds: float) -> BenchmarkConfig:
