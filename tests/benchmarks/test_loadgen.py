@@ -12,6 +12,7 @@ import pytest
 from budapp.benchmarks.config import BenchmarkConfig
 from budapp.benchmarks.loadgen import LoadGenerator, Stage, Target
 from budapp.benchmarks.metrics import stage_metrics
+from budapp.benchmarks.plans import capacity, next_stage
 from budapp.benchmarks.prompts import PromptSource
 from tests.benchmarks.conftest import SimProcess
 from tests.gateway.conftest import canned_backend
@@ -131,3 +132,31 @@ async def test_both_apis_are_measured(start_sim: SimFactory, api: str) -> None:
     _, metrics = await measure(sim.base_url, cfg, Stage(0, "c1", "closed", 1))
     assert metrics["requests"]["succeeded"] == 2
     assert metrics["tokens"]["output"] == 32
+
+
+async def test_a_capacity_search_finds_the_highest_concurrency_that_holds(
+    start_sim: SimFactory,
+) -> None:
+    """The simulator answers two requests at once and refuses the rest (429): the SLOs hold
+    at concurrency 2, and no higher, whatever the TTFT SLO."""
+    sim = start_sim(ttft_ms=20, max_concurrency=2)
+    cfg = config(
+        profile={"kind": "capacity", "search": "concurrency", "low": 1, "high": 8, "steps": 6},
+        bounds={"max_requests": 8, "duration_seconds": 10},
+        slos={"ttft_ms": 10_000},
+    )
+    generator = LoadGenerator(Target((sim.base_url + "/v1",), "m"), cfg, PromptSource(cfg))
+    done: list[dict[str, Any]] = []
+    while (stage := next_stage(cfg, done)) is not None:
+        outcome = await generator.run_stage(stage)
+        done.append(
+            {
+                "stage": stage.describe(),
+                "metrics": stage_metrics(outcome.records, outcome.duration_s, cfg.slos),
+            }
+        )
+    found = capacity(cfg, done)
+    assert found is not None
+    assert found["capacity"] == 2
+    assert found["lowest_failing"] == 3
+    assert [stage["stage"]["concurrency"] for stage in done] == [1, 8, 4, 2, 3]

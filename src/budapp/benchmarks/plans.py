@@ -66,7 +66,7 @@ def _sweep_stage(
         # No headroom above one request at a time: nothing lies between the two.
         return None
     step = (high - low) / (profile.points - 1)
-    rate = _capped(low + step * (index - 1), max_rate)
+    rate = _capped(round(low + step * (index - 1), 3), max_rate)
     return Stage(
         index,
         f"rate {rate:.4g}/s",

@@ -1,5 +1,5 @@
-"""A benchmark run as a durable workflow: prepare (the run RUNNING), measure (every stage,
-each stored as it ends) and finish (summary, leaderboard, the minted key revoked).
+"""A benchmark run as a durable workflow: start (the run RUNNING), measure (every stage,
+each stored as it ends) and store the results (leaderboard, the minted key revoked).
 
 `measure` resumes after a crash: the stages already stored are not measured again, a stage
 the crash cut short is closed from the records it had written (marked partial, "interrupted")
@@ -33,10 +33,11 @@ from budapp.workflows import engine
 from budapp.workflows.engine import StepError
 from budapp.workflows.models import WorkflowRun
 
+# Step names are DBOS's too (`budapp.step.<name>`), unique across every workflow.
 STEPS = [
-    ("prepare", "Check the target"),
+    ("start_benchmark", "Start the run"),
     ("measure", "Send the load, stage by stage"),
-    ("finish", "Store the results"),
+    ("store_results", "Store the results and revoke the run's key"),
 ]
 # A stage's own bounds stop it; this only keeps a wedged step from holding its slot forever.
 _MEASURE_TIMEOUT = 8 * 24 * 3600.0
@@ -69,7 +70,7 @@ def _publish(session: AsyncSession, run: BenchmarkRun) -> None:
     )
 
 
-@engine.step("prepare", max_attempts=3)
+@engine.step("start_benchmark", max_attempts=3)
 async def prepare(_workflow_id: str, run_id: str) -> bool:
     async with session_scope(engine.context().session_factory) as session:
         run = await _run(session, run_id)
@@ -193,7 +194,7 @@ def _store(run: BenchmarkRun, config: BenchmarkConfig, stages: list[dict[str, An
     }
 
 
-@engine.step("finish", max_attempts=3)
+@engine.step("store_results", max_attempts=3)
 async def finish(_workflow_id: str, run_id: str) -> None:
     async with session_scope(engine.context().session_factory) as session:
         run = await _run(session, run_id)
