@@ -42,15 +42,15 @@ def within(measured: float, expected: float, share: float = 0.05) -> bool:
 
 
 async def test_ttft_tpot_and_token_counts_match_the_simulator(sim_process: SimProcess) -> None:
-    base_url = sim_process("--ttft-ms", "400", "--itl-ms", "10", "--output-tokens", "64")
+    base_url = sim_process("--ttft-ms", "400", "--itl-ms", "25", "--output-tokens", "64")
     cfg = config()
     outcome, metrics = await measure(base_url, cfg, Stage(0, "c1", "closed", 1))
     assert outcome.stop_reason == "max_requests"
     assert metrics["requests"]["succeeded"] == 6
     assert within(metrics["ttft_ms"]["p50"], 400), metrics["ttft_ms"]
-    assert within(metrics["tpot_ms"]["p50"], 10), metrics["tpot_ms"]
+    assert within(metrics["tpot_ms"]["p50"], 25), metrics["tpot_ms"]
     # One token per chunk: the chunk gaps are the per-token gaps.
-    assert within(metrics["icl_ms"]["p50"], 10), metrics["icl_ms"]
+    assert within(metrics["icl_ms"]["p50"], 25), metrics["icl_ms"]
     # max_tokens with ignore_eos fixes the output below the simulator's own 64 tokens.
     assert {r.output_tokens for r in outcome.records} == {16}
     assert {r.input_tokens for r in outcome.records} == {32}
@@ -58,17 +58,17 @@ async def test_ttft_tpot_and_token_counts_match_the_simulator(sim_process: SimPr
 
 
 async def test_icl_is_tpot_times_tokens_per_chunk(sim_process: SimProcess) -> None:
-    base_url = sim_process("--ttft-ms", "50", "--itl-ms", "10", "--tokens-per-chunk", "4")
+    base_url = sim_process("--ttft-ms", "50", "--itl-ms", "20", "--tokens-per-chunk", "4")
     cfg = config(prompts={"output_tokens": {"value": 33}})  # 1 + 8 chunks of 4
     outcome, metrics = await measure(base_url, cfg, Stage(0, "c2", "closed", 2))
     assert {len(r.chunk_ms) for r in outcome.records} == {9}
     assert {r.output_tokens for r in outcome.records} == {33}
     tpot, icl = metrics["tpot_ms"]["p50"], metrics["icl_ms"]["p50"]
-    assert within(tpot, 10), metrics["tpot_ms"]
+    assert within(tpot, 20), metrics["tpot_ms"]
     assert within(icl, tpot * 4), (icl, tpot)
     # The second token comes with the second chunk, four ITLs after the first.
     second = metrics["ttst_ms"]["p50"] - metrics["ttft_ms"]["p50"]
-    assert within(second, 4 * 10, 0.1), metrics["ttst_ms"]
+    assert within(second, 4 * 20, 0.1), metrics["ttst_ms"]
 
 
 async def test_a_server_without_usage_is_counted_by_the_tokenizer() -> None:

@@ -374,10 +374,11 @@ class SimApp:
                 pending.clear()
                 self.metrics.completion_tokens.inc(produced)
                 produced = 0
-                # A token late by more than one ITL (a busy loop) does not make the next ones
-                # burst to catch up, as from a runtime that is simply slower; the timer's own
-                # lateness (about a millisecond a sleep) is absorbed, so the pace stays the ITL.
-                due = max(due, loop.time() - self._planner.config.itl_ms / 1000)
+                # A late token (a busy loop) does not make the next ones burst to catch up, as
+                # from a runtime that is simply slower; lateness up to a quarter of an ITL (the
+                # timer's own, about a millisecond a sleep) is caught up, so that the pace
+                # stays the ITL instead of ITL plus the timer's lateness.
+                due = max(due, loop.time() - self._planner.config.itl_ms / 4000)
         if request.include_usage:
             total = sum(len(choice.pieces) for choice in choices)
             pending.append(encoder.usage(request.prompt_tokens, total))
