@@ -423,6 +423,7 @@ async def _start_workflows(state: Any, settings: Settings, url: str) -> Workflow
         vault=state.vault,
         storage=state.storage,
         bus=state.event_bus,
+        session_factory=state.session_factory,
     )
     # What workflow steps reach for: deployments talk to clusters and read model files,
     # benchmarks reach their targets.

@@ -13,6 +13,7 @@ import httpx
 import orjson
 from fastapi import FastAPI
 
+from budapp.events.service import ORG_EVENTS_TOPIC
 from tests.benchmarks.conftest import benchmark_body, wait_for_benchmark
 from tests.endpoints.conftest import wait_for_run
 from tests.factories import World
@@ -195,11 +196,17 @@ async def test_a_router_is_measured_through_the_gateway_with_a_key_of_its_own(
 
 
 async def test_a_cancelled_run_keeps_what_it_measured(
+    app: FastAPI,
     client: httpx.AsyncClient,
     world: World,
     start_sim: SimFactory,
     private_urls_allowed: None,
 ) -> None:
+    heard: list[dict[str, Any]] = []
+    app.state.event_bus.subscribe(
+        ORG_EVENTS_TOPIC,
+        lambda event: heard.append(event) if event and event["type"].startswith("bench") else None,
+    )
     headers = world["project_admin"].headers
     sim = start_sim(ttft_ms=20)
     body = benchmark_body(
@@ -208,8 +215,6 @@ async def test_a_cancelled_run_keeps_what_it_measured(
         bounds={"duration_seconds": 60},
     )
     created = await start(client, world, body)
-    deadline = asyncio_deadline = None
-    del deadline, asyncio_deadline
     for _ in range(200):
         shown = (await client.get(f"/benchmarks/{created['id']}", headers=headers)).json()
         if shown["data"]["progress"].get("requests_done", 0) >= 3:
@@ -230,6 +235,17 @@ async def test_a_cancelled_run_keeps_what_it_measured(
     assert stage["metrics"]["requests"]["succeeded"] >= 3
     again = await client.post(f"/benchmarks/{created['id']}/cancel", headers=headers)
     assert again.status_code == 409
+    # Live progress reached the WebSocket's topic: requests done, rate, TTFT and TPOT.
+    progress = [e["data"] for e in heard if e["type"] == "benchmark.progress"]
+    assert progress
+    assert {"requests_done", "current_rate", "ttft_p50_ms", "tpot_p50_ms"} <= set(progress[-1])
+    assert {e["data"]["benchmark_id"] for e in heard} == {created["id"]}
+    statuses = [e["data"]["status"] for e in heard if e["type"] == "benchmark.status"]
+    assert statuses[0] == "RUNNING"
+    assert statuses[-1] == "CANCELLED"
+    step = await client.get(f"/workflows/{created['workflow_id']}", headers=headers)
+    measure = next(s for s in step.json()["data"]["steps"] if s["name"] == "measure")
+    assert measure["detail"].startswith("stage 1 of at most 1 (rate 20/s)")
 
 
 async def _pause() -> None:

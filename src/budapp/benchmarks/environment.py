@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from budapp.adapters.events import EventBus
 from budapp.adapters.storage import ObjectStorage
 from budapp.core.keyring import Keyring
@@ -26,3 +28,5 @@ class BenchmarkEnvironment:
     vault: CredentialVault
     storage: ObjectStorage
     bus: EventBus
+    # For reads that outlive the request's unit of work (a streamed JSONL export).
+    session_factory: async_sessionmaker[AsyncSession]

@@ -178,7 +178,15 @@ class BenchmarkService:
             return "application/json", reports.as_json(run, read)
         if fmt == "csv":
             return "text/csv; charset=utf-8", reports.as_csv(run).encode()
-        return "application/x-ndjson", reports.as_jsonl(self.repository.all_requests(run.id))
+        return "application/x-ndjson", self._request_lines(run.id)
+
+    async def _request_lines(self, run_id: uuid.UUID) -> AsyncIterator[bytes]:
+        """Streamed after the request's unit of work has ended: in a session of its own,
+        closed when the stream ends (the request's would be reopened and never returned)."""
+        async with self.environment.session_factory() as session:
+            pages = BenchmarkRepository(session).all_requests(run_id)
+            async for lines in reports.as_jsonl(pages):
+                yield lines
 
     async def chart(
         self, accesses: list[BenchmarkAccess], kind: charts.Kind, fmt: charts.Format
