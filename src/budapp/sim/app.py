@@ -356,10 +356,12 @@ class SimApp:
                 self.metrics.record_failure("abort")
                 raise SimulatedAbort
             if self._paced:
+                gap = 0.0
                 if step:
                     # A chunk of k tokens comes k inter-token latencies after the previous one:
                     # the pace per token is the ITL however the tokens are grouped.
-                    due += sum(self._planner.itl() for _ in range(end - start))
+                    gap = sum(self._planner.itl() for _ in range(end - start))
+                    due += gap
                 wait = due - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
@@ -374,11 +376,11 @@ class SimApp:
                 pending.clear()
                 self.metrics.completion_tokens.inc(produced)
                 produced = 0
-                # A late token (a busy loop) does not make the next ones burst to catch up, as
-                # from a runtime that is simply slower; lateness up to a quarter of an ITL (the
-                # timer's own, about a millisecond a sleep) is caught up, so that the pace
-                # stays the ITL instead of ITL plus the timer's lateness.
-                due = max(due, loop.time() - self._planner.config.itl_ms / 4000)
+                # A late chunk (a busy loop) does not make the next ones burst to catch up, as
+                # from a runtime that is simply slower; lateness up to a quarter of the chunk's
+                # gap (the timer's own, about a millisecond a sleep) is caught up, so that the
+                # pace stays the ITL instead of ITL plus the timer's lateness.
+                due = max(due, loop.time() - gap / 4)
         if request.include_usage:
             total = sum(len(choice.pieces) for choice in choices)
             pending.append(encoder.usage(request.prompt_tokens, total))
