@@ -555,6 +555,9 @@ def test_every_management_route_is_in_the_matrix(app: FastAPI) -> None:
                 "/endpoints",
                 "/audit",
                 "/credentials",
+                # Runs need a target behind them: tests/benchmarks/test_bad_input.py.
+                "/benchmarks",
+                "/projects/{project_id}/benchmarks",
             )
         )
     }

@@ -27,6 +27,8 @@ TABLES = {
     "refresh_tokens",
     "audit_records",
     "audit_chain_head",
+    "benchmark_runs",
+    "benchmark_requests",
     "credentials",
     "api_keys",
     "user_identities",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,6 +38,8 @@ workflows = typer.Typer(help="Durable workflows (deploy, undeploy, scale, delete
 app.add_typer(workflows, name="workflows")
 storage = typer.Typer(help="Object storage of model files and datasets.")
 app.add_typer(storage, name="storage")
+bench = typer.Typer(help="Benchmarks of OpenAI-compatible servers (docs/benchmarks.md).")
+app.add_typer(bench, name="bench")
 console = Console(stderr=True)
 
 
@@ -46,6 +50,12 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes")] = 1,
 ) -> None:
     """Run the API server (applies migrations first on the embedded SQLite default)."""
+    # The app reads its own address from the settings (benchmarks of routers call its /v1).
+    if host:
+        os.environ["BUDAPP_HOST"] = host
+    if port:
+        os.environ["BUDAPP_PORT"] = str(port)
+    get_settings.cache_clear()
     settings = get_settings()
     uvicorn.run(
         "budapp.main:create_app",
@@ -309,6 +319,113 @@ def storage_sweep(
     if report.errors:
         console.print(f"[red]{report.errors} error(s); the first: {report.first_error}[/red]")
         raise typer.Exit(1)
+
+
+@bench.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench_run(  # noqa: PLR0917 - one parameter per option
+    ctx: typer.Context,
+    url: Annotated[str, typer.Option(help="OpenAI-compatible base URL, ending in /v1")],
+    model: Annotated[str, typer.Option(help="The model name to send")],
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the API key")
+    ] = None,
+    prompts_file: Annotated[
+        Path | None, typer.Option(help="Prompts from a JSONL, CSV or Parquet file")
+    ] = None,
+    prompts_column: Annotated[str, typer.Option(help="Its column of prompts")] = "prompt",
+    exact_output: Annotated[
+        bool, typer.Option("--exact-output/--no-exact-output", help="Send ignore_eos")
+    ] = True,
+    output: Annotated[Path | None, typer.Option(help="Write the results as JSON")] = None,
+    requests: Annotated[Path | None, typer.Option(help="Write every request as JSONL")] = None,
+    charts: Annotated[Path | None, typer.Option(help="Write SVG and PNG charts here")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the configuration; send nothing")] = False,
+) -> None:
+    """Benchmark any OpenAI-compatible server, no budapp server needed. The load options are
+    those of a stored run's `command` (--profile, --concurrency, --rate, --duration,
+    --input-tokens, --output-tokens, --slo-ttft-ms, ...: docs/benchmarks.md)."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from budapp.benchmarks.command import OPTIONS, config_from_options  # noqa: PLC0415
+    from budapp.benchmarks.config import BenchmarkConfig  # noqa: PLC0415
+
+    words = list(ctx.args)
+    if len(words) % 2 or any(option not in OPTIONS for option in words[::2]):
+        raise typer.BadParameter(f"unknown or incomplete options: {' '.join(words)}")
+    document = config_from_options(dict(zip(words[::2], words[1::2], strict=True)))
+    profile = document.setdefault("profile", {"kind": "concurrency"})
+    if profile.get("kind", "concurrency") == "concurrency":
+        profile.setdefault("kind", "concurrency")
+        profile.setdefault("concurrency", 1)
+    document["exact_output"] = exact_output
+    try:
+        config = BenchmarkConfig.model_validate(document)
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if dry_run:
+        typer.echo(config.model_dump_json(indent=2))
+        return
+    asyncio.run(
+        _bench_run(url, model, api_key_env, config, prompts_file, prompts_column,
+                   output, requests, charts)
+    )  # fmt: skip
+
+
+async def _bench_run(  # noqa: PLR0917
+    url: str,
+    model: str,
+    api_key_env: str | None,
+    config: object,
+    prompts_file: Path | None,
+    prompts_column: str,
+    output: Path | None,
+    requests: Path | None,
+    charts: Path | None,
+) -> None:
+    from budapp.benchmarks.local import read_prompts, run_local, write_charts  # noqa: PLC0415
+
+    rows = read_prompts(prompts_file, prompts_column) if prompts_file else None
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as progress:
+        task = progress.add_task("starting", total=None)
+
+        def show(live: dict[str, object] | None, done: int) -> None:
+            if live is not None:
+                progress.update(
+                    task,
+                    description=(
+                        f"stage {done + 1} ({live['stage_label']}): {live['requests_done']} "
+                        f"requests, {live['current_rate']} req/s, TTFT p50 "
+                        f"{live['ttft_p50_ms']} ms, TPOT p50 {live['tpot_p50_ms']} ms"
+                    ),
+                )
+
+        report = await run_local(
+            url=url,
+            model=model,
+            api_key_env=api_key_env,
+            config=config,  # type: ignore[arg-type]
+            rows=rows,
+            on_progress=show,
+            requests_file=requests,
+        )
+    stages = report["results"]["stages"]
+    for stage in stages:
+        metrics = stage["metrics"]
+        console.print(
+            f"[green]{stage['stage']['label']}[/green]: {metrics['requests']['succeeded']} ok, "
+            f"{metrics['errors']['count']} errors, {metrics['request_throughput']} req/s, "
+            f"{metrics['output_token_throughput']} output tok/s, TTFT p50/p99 "
+            f"{metrics['ttft_ms'].get('p50')}/{metrics['ttft_ms'].get('p99')} ms, TPOT p50/p99 "
+            f"{metrics['tpot_ms'].get('p50')}/{metrics['tpot_ms'].get('p99')} ms, ICL p50 "
+            f"{metrics['icl_ms'].get('p50')} ms"
+        )
+    if output is not None:
+        import orjson  # noqa: PLC0415
+
+        output.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))  # noqa: ASYNC240
+    if charts is not None:
+        for path in await write_charts(charts, model, stages):
+            console.print(f"wrote {path}")
 
 
 @contextmanager

@@ -16,12 +16,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
-import budapp.endpoints.workflows  # noqa: F401 - registers the endpoint workflows with DBOS
+# Each registers its workflows with DBOS.
+import budapp.benchmarks.workflows
+import budapp.endpoints.workflows  # noqa: F401
 from budapp import __version__
 from budapp.api_keys.router import router as api_keys_router
 from budapp.audit.router import router as audit_router
 from budapp.auth.router import router as auth_router
 from budapp.auth.sso_router import router as sso_router
+from budapp.benchmarks.router import router as benchmarks_router
 from budapp.catalog.router import router as catalog_router
 from budapp.clusters.router import router as clusters_router
 from budapp.core.components import Components
@@ -71,6 +74,7 @@ DOMAIN_ROUTERS = (
     datasets_router,
     routers_router,
     usage_router,
+    benchmarks_router,
 )
 
 

@@ -3,6 +3,7 @@
 from budapp.api_keys.models import ApiKey
 from budapp.audit.models import AuditChainHead, AuditRecord
 from budapp.auth.models import AuthSession, OidcLogin, RefreshToken, UserIdentity
+from budapp.benchmarks.models import BenchmarkRequest, BenchmarkRun
 from budapp.catalog.models import Model, ModelEvaluation, ModelFile, ModelTag, ScanJob
 from budapp.clusters.models import Cluster
 from budapp.core.db import Base
@@ -25,6 +26,8 @@ __all__ = [
     "AuditChainHead",
     "AuditRecord",
     "AuthSession",
+    "BenchmarkRequest",
+    "BenchmarkRun",
     "Cluster",
     "Credential",
     "Dataset",

@@ -193,6 +193,20 @@ class Settings(BaseSettings):
     # the hourly and daily sums (GET /usage) are kept forever. 0 keeps the calls forever too.
     usage_retention_days: int = Field(default=90, ge=0)
 
+    # --- benchmarks ---------------------------------------------------------------------------
+    # Where benchmarks of routers reach budapp's gateway (/v1 is appended). Empty: this
+    # server's own address (http://BUDAPP_HOST:BUDAPP_PORT, 127.0.0.1 for 0.0.0.0); set it
+    # when the gateway runs apart (`budapp gateway`) or behind a load balancer.
+    gateway_url: str = Field(default="", pattern=r"^(https?://[^\s/]+(/[^\s]*)?)?$")
+    # Ceilings no benchmark can exceed: the request rate (also enforced between request
+    # starts of a closed loop), requests in flight, and a whole run's duration.
+    benchmark_max_rate: float = Field(default=1000.0, gt=0)
+    benchmark_max_concurrency: int = Field(default=512, ge=1)
+    benchmark_max_duration_seconds: float = Field(default=3600.0, gt=0)
+    # Benchmarks of user-given URLs may target loopback and private addresses. None: allowed
+    # on the embedded SQLite default (a laptop), refused otherwise.
+    benchmark_allow_private_urls: bool | None = None
+
     # --- real-time events (GET /ws) -----------------------------------------------------------
     # Each connection is pinged, and its access token checked again, this often: a logout
     # ends a stream within one heartbeat.
@@ -389,6 +403,19 @@ class Settings(BaseSettings):
     def webhook_private_destinations_allowed(self) -> bool:
         allowed = self.webhook_allow_private_destinations
         return self.is_sqlite if allowed is None else allowed
+
+    @property
+    def benchmark_private_urls_allowed(self) -> bool:
+        allowed = self.benchmark_allow_private_urls
+        return self.is_sqlite if allowed is None else allowed
+
+    @property
+    def resolved_gateway_url(self) -> str:
+        if self.gateway_url:
+            return self.gateway_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host  # noqa: S104
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
 
     @property
     def should_auto_migrate(self) -> bool:

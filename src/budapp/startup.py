@@ -36,6 +36,7 @@ from budapp.auth.providers import IDENTITY_PROVIDERS, IdentityProviders
 from budapp.auth.service import TokenAuthenticator
 from budapp.auth.throttle import LOGIN_THROTTLE, LoginThrottle
 from budapp.auth.tokens import TOKEN_ISSUER, TokenIssuer
+from budapp.benchmarks.environment import BENCHMARK_ENVIRONMENT, benchmark_environment
 from budapp.bootstrap import ensure_initial_admin
 from budapp.catalog.objects import MODEL_FILES
 from budapp.catalog.scanning import scan_worker
@@ -144,6 +145,7 @@ async def start_components(
         await _start_storage(components, stack)
         await _bootstrap(components)
         await _start_clusters(components, stack)
+        components.provide(BENCHMARK_ENVIRONMENT, benchmark_environment(components))
         workflows.engine = await _start_workflows(components)
     await _start_endpoint_targets(components, stack)
     for build in GATEWAY_WORKERS if gateway_only else SERVE_WORKERS:

@@ -4,6 +4,8 @@ from budapp.core.roles), so that a change to the roles shows up as a failing tes
 ALL_PERMISSIONS = [
     "api_key:manage",
     "api_key:view",
+    "benchmark:manage",
+    "benchmark:view",
     "credential:manage",
     "credential:view",
     "dataset:manage",
@@ -22,6 +24,8 @@ ALL_PERMISSIONS = [
 DEVELOPER_PERMISSIONS = [
     "api_key:manage",
     "api_key:view",
+    "benchmark:manage",
+    "benchmark:view",
     "credential:view",
     "dataset:manage",
     "dataset:view",
@@ -36,6 +40,7 @@ DEVELOPER_PERMISSIONS = [
 ]
 VIEWER_PERMISSIONS = [
     "api_key:view",
+    "benchmark:view",
     "credential:view",
     "dataset:view",
     "endpoint:view",

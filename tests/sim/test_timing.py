@@ -7,6 +7,7 @@ import time
 import httpx
 import pytest
 
+from budapp.sim import SimConfig
 from tests.sim.conftest import SimFactory
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -94,3 +95,36 @@ def test_a_client_that_leaves_a_delayed_answer_frees_its_slot(start_sim: SimFact
         assert time.monotonic() < deadline, "the request went on after its client left"
         time.sleep(0.05)
     assert running.metric("budapp_sim_client_disconnects_total") == 1
+
+
+def test_tokens_per_chunk_groups_tokens_at_the_same_pace(start_sim: SimFactory) -> None:
+    """The first token comes alone, then chunks of three; a chunk of k tokens comes k ITLs
+    after the previous one, so the stream takes as long as one token per chunk would."""
+    client = start_sim(itl_ms=20, tokens_per_chunk=3, output_tokens_min=10,
+                       output_tokens_max=10).client()  # fmt: skip
+    pieces, arrivals, usage = [], [], None
+    started = time.perf_counter()
+    stream = client.chat.completions.create(
+        model="m", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+    )
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+            arrivals.append(time.perf_counter() - started)
+    assert usage is not None
+    assert usage.completion_tokens == 10
+    assert len(pieces) == 4  # 1 + 3 + 3 + 3 tokens
+    whole = client.chat.completions.create(model="m", messages=MESSAGES, seed=1)
+    assert whole.usage is not None
+    assert whole.usage.completion_tokens == 10
+    assert arrivals[-1] >= 9 * 0.02
+    # Chunks, not tokens, are paced: chunks 2 to 4 span two gaps of three ITLs each (the
+    # first arrival may be read late, and a chunk late by less than one ITL is caught up).
+    assert arrivals[-1] - arrivals[1] >= 2 * 3 * 0.02 * 0.9
+
+
+def test_tokens_per_chunk_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="tokens_per_chunk"):
+        SimConfig(tokens_per_chunk=0)

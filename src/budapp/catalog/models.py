@@ -157,3 +157,16 @@ class ModelEvaluation(RecordMixin, Base):
     value: Mapped[float] = mapped_column(Float)
     higher_is_better: Mapped[bool] = mapped_column(default=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Results rank against each other only under the same conditions: for a benchmark the
+    # API, the token lengths and the load ("chat in=256 out=128 concurrency=8"); for an
+    # evaluation, its dataset and scorer. Empty: no stated conditions.
+    conditions: Mapped[str] = mapped_column(String(255), default="")
+    # What produced the result (a benchmark run, an evaluation run): withdrawn with it.
+    source_id: Mapped[uuid.UUID | None] = mapped_column(default=None, index=True)
+    # The endpoint measured, and what it ran on, when the result is an endpoint's.
+    endpoint_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("endpoints.id", ondelete="SET NULL"), default=None, index=True
+    )
+    endpoint_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    runtime: Mapped[str | None] = mapped_column(String(64), default=None)
+    device: Mapped[str | None] = mapped_column(String(255), default=None)

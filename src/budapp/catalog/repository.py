@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, func, or_, select, update
 
@@ -86,32 +87,56 @@ class ModelRepository(Repository):
         )
         return int(await self.session.scalar(statement) or 0)
 
-    async def leaderboard(
-        self, scope: TenantScope, filters: LeaderboardFilter
-    ) -> list[tuple[uuid.UUID, str, str, bool, float, float, int, datetime]]:
+    async def leaderboard(self, scope: TenantScope, filters: LeaderboardFilter) -> list[Any]:
+        """Per subject (a model, or an endpoint), metric and conditions: the best value each
+        way, the number of results and the latest."""
+        result = ModelEvaluation
+        subject = (
+            [result.endpoint_id, result.endpoint_name, result.runtime, result.device]
+            if filters.by == "endpoint"
+            else []
+        )
         statement = (
             select(
                 Model.id,
                 Model.name,
-                ModelEvaluation.metric,
-                ModelEvaluation.higher_is_better,
-                func.max(ModelEvaluation.value),
-                func.min(ModelEvaluation.value),
+                result.metric,
+                result.conditions,
+                result.higher_is_better,
+                func.max(result.value),
+                func.min(result.value),
                 func.count(),
-                func.max(ModelEvaluation.created_at),
+                func.max(result.created_at),
+                *subject,
             )
-            .join(Model, Model.id == ModelEvaluation.model_id)
-            .where(Model.deleted_at.is_(None), scope.where(ModelEvaluation.organization_id))
+            .join(Model, Model.id == result.model_id)
+            .where(Model.deleted_at.is_(None), scope.where(result.organization_id))
             .group_by(
-                Model.id, Model.name, ModelEvaluation.metric, ModelEvaluation.higher_is_better
+                Model.id,
+                Model.name,
+                result.metric,
+                result.conditions,
+                result.higher_is_better,
+                *subject,
             )
         )
-        if filters.metric is not None:
-            statement = statement.where(ModelEvaluation.metric == filters.metric)
-        if filters.kind is not None:
-            statement = statement.where(ModelEvaluation.kind == filters.kind)
-        rows = (await self.session.execute(statement)).all()
-        return [tuple(row) for row in rows]  # type: ignore[misc]
+        if filters.by == "endpoint":
+            statement = statement.where(result.endpoint_id.is_not(None))
+        for column, wanted in (
+            (result.metric, filters.metric),
+            (result.kind, filters.kind),
+            (result.conditions, filters.conditions),
+            (result.runtime, filters.runtime),
+            (result.device, filters.device),
+        ):
+            if wanted is not None:
+                statement = statement.where(column == wanted)
+        return list((await self.session.execute(statement)).all())
+
+    async def withdraw_results(self, source_id: uuid.UUID) -> None:
+        await self.session.execute(
+            delete(ModelEvaluation).where(ModelEvaluation.source_id == source_id)
+        )
 
 
 class ScanJobRepository(Repository):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -146,18 +147,49 @@ class ModelFilter(PageParams):
 class LeaderboardFilter(PageParams):
     metric: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     kind: Literal["benchmark", "evaluation"] | None = None
+    # Rank models (their best result), or endpoints (each endpoint's best result).
+    by: Literal["model", "endpoint"] = "model"
+    conditions: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
+    runtime: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
+    device: Annotated[str, StringConstraints(min_length=1, max_length=255)] | None = None
 
 
 class LeaderboardEntry(ResponseSchema):
+    # Rank among the entries of the same metric and the same conditions.
     rank: int
     metric: str
+    conditions: str
     model_id: uuid.UUID
     model_name: str
-    # The model's best result for the metric (max, or min where lower is better).
+    endpoint_id: uuid.UUID | None = None
+    endpoint_name: str | None = None
+    runtime: str | None = None
+    device: str | None = None
+    # The best result for the metric (max, or min where lower is better).
     value: float
     higher_is_better: bool
     results: int
     last_recorded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ModelResult:
+    """A result another domain reports for the leaderboard (a benchmark, an evaluation)."""
+
+    organization_id: uuid.UUID
+    model_id: uuid.UUID
+    kind: Literal["benchmark", "evaluation"]
+    name: str
+    metric: str
+    value: float
+    higher_is_better: bool
+    conditions: str
+    source_id: uuid.UUID
+    endpoint_id: uuid.UUID | None = None
+    endpoint_name: str | None = None
+    runtime: str | None = None
+    device: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 SAFE_FILE_PATH = re.compile(r"^(?!.*(^|/)\.\.?(/|$))[A-Za-z0-9._-][A-Za-z0-9._/ +-]{0,510}$")

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from budapp.adapters.storage import ObjectStorage, read_verified
 from budapp.catalog.errors import ModelNotDeployable
 from budapp.catalog.licenses import terms_of
-from budapp.catalog.models import Model, ModelFile, ModelSource, ScanStatus
+from budapp.catalog.models import Model, ModelEvaluation, ModelFile, ModelSource, ScanStatus
 from budapp.catalog.repository import ModelRepository
 from budapp.catalog.schemas import (
     CloudModelCreate,
@@ -25,6 +25,7 @@ from budapp.catalog.schemas import (
     ModelFilter,
     ModelMetadata,
     ModelRead,
+    ModelResult,
     ModelUpdate,
     ScanOverride,
 )
@@ -137,38 +138,39 @@ class ModelService:
     async def leaderboard(
         self, principal: Principal, filters: LeaderboardFilter
     ) -> Page[LeaderboardEntry]:
+        """Ranks per metric and conditions: results under other conditions (another load,
+        other token lengths, another dataset) are not compared."""
         entries = []
-        for (
-            model_id,
-            name,
-            metric,
-            higher,
-            best_max,
-            best_min,
-            count,
-            last,
-        ) in await self.repository.leaderboard(principal.scope, filters):
+        for row in await self.repository.leaderboard(principal.scope, filters):
+            model_id, name, metric, conditions, higher, best_max, best_min, count, last = row[:9]
+            endpoint = row[9:] if filters.by == "endpoint" else (None, None, None, None)
             value = best_max if higher else best_min
-            entries.append(
-                (metric, -value if higher else value, model_id, name, higher, count, last)
+            entry = LeaderboardEntry(
+                rank=0,
+                metric=metric,
+                conditions=conditions,
+                model_id=model_id,
+                model_name=name,
+                endpoint_id=endpoint[0],
+                endpoint_name=endpoint[1],
+                runtime=endpoint[2],
+                device=endpoint[3],
+                value=value,
+                higher_is_better=higher,
+                results=count,
+                last_recorded_at=last,
             )
-        entries.sort(key=lambda entry: (entry[0], entry[1], entry[3]))
+            entries.append(((metric, conditions, -value if higher else value, name), entry))
+        entries.sort(key=lambda pair: pair[0])
         ranked: list[LeaderboardEntry] = []
-        for metric, key, model_id, name, higher, count, last in entries:
-            rank = 1 if not ranked or ranked[-1].metric != metric else ranked[-1].rank + 1
-            value = -key if higher else key
-            ranked.append(
-                LeaderboardEntry(
-                    rank=rank,
-                    metric=metric,
-                    model_id=model_id,
-                    model_name=name,
-                    value=value,
-                    higher_is_better=higher,
-                    results=count,
-                    last_recorded_at=last,
-                )
+        for _, entry in entries:
+            previous = ranked[-1] if ranked else None
+            same_group = previous is not None and (previous.metric, previous.conditions) == (
+                entry.metric,
+                entry.conditions,
             )
+            entry.rank = previous.rank + 1 if same_group and previous is not None else 1
+            ranked.append(entry)
         start = filters.offset
         return Page(ranked[start : start + filters.per_page], len(ranked), filters)
 
@@ -352,3 +354,35 @@ async def models_of_organization(
 
 async def model_files(session: AsyncSession, model_id: uuid.UUID) -> list[ModelFile]:
     return list(await ModelRepository(session).files(model_id))
+
+
+async def record_results(session: AsyncSession, results: list[ModelResult]) -> None:
+    """The leaderboard's one entry point for other domains: a benchmark's or an evaluation's
+    results, replacing those the same source recorded before."""
+    repository = ModelRepository(session)
+    for source_id in {result.source_id for result in results}:
+        await repository.withdraw_results(source_id)
+    for result in results:
+        repository.add(
+            ModelEvaluation(
+                organization_id=result.organization_id,
+                model_id=result.model_id,
+                kind=result.kind,
+                name=result.name[:255],
+                metric=result.metric,
+                value=result.value,
+                higher_is_better=result.higher_is_better,
+                conditions=result.conditions[:255],
+                source_id=result.source_id,
+                endpoint_id=result.endpoint_id,
+                endpoint_name=result.endpoint_name,
+                runtime=result.runtime,
+                device=result.device,
+                details=result.details,
+            )
+        )
+    await session.flush()
+
+
+async def withdraw_results(session: AsyncSession, source_id: uuid.UUID) -> None:
+    await ModelRepository(session).withdraw_results(source_id)

@@ -49,6 +49,8 @@ class Permission(StrEnum):
     CREDENTIAL_MANAGE = "credential:manage"
     DATASET_VIEW = "dataset:view"
     DATASET_MANAGE = "dataset:manage"
+    BENCHMARK_VIEW = "benchmark:view"
+    BENCHMARK_MANAGE = "benchmark:manage"
 
 
 _VIEW_ALL = frozenset(p for p in Permission if p.value.endswith(":view"))
@@ -62,6 +64,7 @@ ROLE_PERMISSIONS: dict[ProjectRole, frozenset[Permission]] = {
         Permission.DATASET_MANAGE,
         Permission.API_KEY_MANAGE,
         Permission.ROUTER_MANAGE,
+        Permission.BENCHMARK_MANAGE,
     },
     ProjectRole.VIEWER: _VIEW_ALL,
 }

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +26,7 @@ from budapp.core.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from budapp.core.multipart import ReceivedForm, read_form_into
 from budapp.core.references import ReferenceGuard
 from budapp.core.roles import Permission
+from budapp.datasets.columns import read_column
 from budapp.datasets.models import Dataset, DatasetVersion
 from budapp.datasets.objects import DATASET_OBJECT_PREFIX
 from budapp.datasets.repository import DatasetRepository
@@ -314,3 +315,19 @@ def _fields(form: ReceivedForm) -> DatasetForm:
             for error in exc.errors()
         ]
         raise InvalidInput("The upload's form fields are invalid", details=details) from None
+
+
+async def column_values(  # noqa: PLR0917 - which version, which column, how many
+    session: AsyncSession,
+    storage: ObjectStorage,
+    dataset_id: uuid.UUID,
+    version: int,
+    column: str,
+    limit: int,
+) -> list[Any]:
+    """The first `limit` values of a column of a dataset version, for code acting once the
+    caller was authorised (a benchmark's workflow); empty when the version is gone."""
+    found = await DatasetRepository(session).version(dataset_id, version)
+    if found is None:
+        return []
+    return await read_column(storage, found, column, limit)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +15,7 @@ from budapp.catalog.models import Model
 from budapp.catalog.service import ModelService, ensure_deployable
 from budapp.clusters.models import Cluster, ClusterStatus
 from budapp.clusters.service import ClusterService
-from budapp.core.auth import Principal
+from budapp.core.auth import Principal, system_scope
 from budapp.core.db import utcnow
 from budapp.core.envelope import Page
 from budapp.core.errors import Conflict, InvalidInput, NotFound
@@ -227,6 +228,44 @@ class EndpointService:
             runtime_id=row.runtime_id,
             lines=await provider.runtime_logs(row.runtime_id, lines),
         )
+
+    async def describe(self, endpoint: Endpoint, *, by: Principal) -> dict[str, Any]:
+        """What a benchmark records of the endpoint it measures: the runtime, the replicas
+        and the devices they run on, and the model."""
+        model = await self.models.visible(by, endpoint.model_id)
+        replicas: list[dict[str, Any]] = []
+        names: set[str] = set()
+        for replica in await self.repository.replicas(endpoint.id):
+            if replica.index >= endpoint.replicas:
+                continue
+            cluster = await self.clusters.get(by.scope, replica.cluster_id)
+            devices = device_names(cluster, replica.node, replica.devices)
+            names.update(devices)
+            replicas.append(
+                {
+                    "index": replica.index,
+                    "state": replica.state.value,
+                    "cluster": cluster.name,
+                    "node": replica.node,
+                    "devices": devices,
+                }
+            )
+        return {
+            "endpoint": {"id": str(endpoint.id), "name": endpoint.name},
+            "runtime": endpoint.runtime,
+            "replicas": replicas,
+            "device": ", ".join(sorted(names)) or "cpu",
+            "max_concurrency": endpoint.max_concurrency,
+            "context_length": endpoint.context_length,
+            "quantization": endpoint.quantization or model.quantization,
+            "model": {
+                "id": str(model.id),
+                "name": model.name,
+                "parameter_count": model.parameter_count,
+                "architecture": model.architecture,
+                "dtype": model.dtype,
+            },
+        }
 
     # --- planning --------------------------------------------------------------------------
 
@@ -456,6 +495,37 @@ class EndpointService:
     ) -> None:
         if await self.repository.name_taken(project_id, name, excluding=excluding):
             raise Conflict(f"An endpoint named {name!r} already exists in this project")
+
+
+def device_names(cluster: Cluster, node_name: str | None, indices: list[int]) -> list[str]:
+    """The names of a replica's GPUs (by index among the node's GPUs); empty for CPU."""
+    for node in cluster.nodes:
+        if node.get("name") != node_name:
+            continue
+        gpus = [
+            str(device.get("name"))
+            for device in node.get("devices", [])
+            if device.get("kind") == "gpu"
+            for _ in range(int(device.get("count", 1)))
+        ]
+        return [gpus[index] for index in indices if 0 <= index < len(gpus)]
+    return []
+
+
+async def serving_replicas(
+    session: AsyncSession, endpoint_id: uuid.UUID
+) -> tuple[list[str], str | None]:
+    """The OpenAI base URLs (ending in /v1) of a running endpoint's ready replicas and the
+    model name they serve, for code acting once the caller was authorised (a benchmark)."""
+    endpoint = await EndpointRepository(session).get(system_scope(), endpoint_id)
+    if endpoint is None or endpoint.status is not EndpointStatus.RUNNING:
+        return [], None
+    urls, model = [], None
+    for replica in await EndpointRepository(session).replicas(endpoint.id):
+        if replica.index < endpoint.replicas and replica.state == "RUNNING" and replica.url:
+            urls.append(f"{replica.url.rstrip('/')}/v1")
+            model = model or (replica.spec or {}).get("model_name")
+    return urls, model
 
 
 # --- reference guards -------------------------------------------------------------------------

@@ -35,6 +35,8 @@ class EventType(StrEnum):
     WORKFLOW_STATUS = "workflow.status"
     ENDPOINT_STATUS = "endpoint.status"
     NOTIFICATION_CREATED = "notification.created"
+    BENCHMARK_PROGRESS = "benchmark.progress"
+    BENCHMARK_STATUS = "benchmark.status"
 
 
 class OrgEvent(BaseModel):

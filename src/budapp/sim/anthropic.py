@@ -268,8 +268,8 @@ class MessagesEncoder:
             + _event("ping", {"type": "ping"})
         )
 
-    def piece(self, index: int, piece: str) -> bytes:
-        self._produced += 1
+    def piece(self, index: int, piece: str, tokens: int = 1) -> bytes:
+        self._produced += tokens
         delta = (
             {"type": "input_json_delta", "partial_json": piece}
             if self._tool is not None

@@ -55,6 +55,19 @@ CLIENT_GONE = 499  # the status recorded for a request whose client went away (n
 ABORTED = 599  # recorded for a stream cut on purpose by the `abort` failure mode
 STARTED = int(time.time())  # `created` of the listed models
 
+
+def chunk_bounds(tokens: int, per_chunk: int) -> list[tuple[int, int]]:
+    """The token ranges [start, end) of a stream's chunks: the first token alone (what
+    prefill produces), then up to `per_chunk` tokens per chunk, as a server with speculative
+    decoding or batched detokenisation sends them."""
+    bounds = [(0, 1)]
+    start = 1
+    while start < tokens:
+        bounds.append((start, min(start + per_chunk, tokens)))
+        start += per_chunk
+    return bounds
+
+
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 EMBEDDINGS = "/v1/embeddings"
@@ -329,11 +342,12 @@ class SimApp:
         loop = asyncio.get_running_loop()
         due = loop.time() + self._planner.ttft()
         # A message cut to nothing by a stop sequence still has its start and its end.
-        steps = max(1, *(len(choice.pieces) for choice in choices))
-        abort_at = steps // 2 if abort else -1
+        longest = max(1, *(len(choice.pieces) for choice in choices))
+        chunks = chunk_bounds(longest, self.config.tokens_per_chunk)
+        abort_at = len(chunks) // 2 if abort else -1
         pending: list[bytes] = []
         produced = 0
-        for step in range(steps):
+        for step, (start, end) in enumerate(chunks):
             if step == abort_at:
                 if pending:
                     await send(
@@ -342,12 +356,16 @@ class SimApp:
                 self.metrics.record_failure("abort")
                 raise SimulatedAbort
             if self._paced:
+                gap = 0.0
                 if step:
-                    due += self._planner.itl()
+                    # A chunk of k tokens comes k inter-token latencies after the previous one:
+                    # the pace per token is the ITL however the tokens are grouped.
+                    gap = sum(self._planner.itl() for _ in range(end - start))
+                    due += gap
                 wait = due - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-            produced += self._step(encoder, choices, step, pending)
+            produced += self._step(encoder, choices, start, end, pending)
             if step == 0:
                 self.metrics.time_to_first_token.observe(time.perf_counter() - started)
             # Unpaced, there is no pace to show: the chunks leave together at the end.
@@ -358,9 +376,11 @@ class SimApp:
                 pending.clear()
                 self.metrics.completion_tokens.inc(produced)
                 produced = 0
-                # A late token (a busy loop) does not make the next ones burst to catch up:
-                # every gap is at least one ITL, as from a runtime that is simply slower.
-                due = max(due, loop.time())
+                # A late chunk (a busy loop) does not make the next ones burst to catch up, as
+                # from a runtime that is simply slower; lateness up to a quarter of the chunk's
+                # gap (the timer's own, about a millisecond a sleep) is caught up, so that the
+                # pace stays the ITL instead of ITL plus the timer's lateness.
+                due = max(due, loop.time() - gap / 4)
         if request.include_usage:
             total = sum(len(choice.pieces) for choice in choices)
             pending.append(encoder.usage(request.prompt_tokens, total))
@@ -369,18 +389,21 @@ class SimApp:
         await send({"type": "http.response.body", "body": b"".join(pending), "more_body": False})
 
     @staticmethod
-    def _step(encoder: Encoder, choices: list[Choice], step: int, out: list[bytes]) -> int:
-        """Appends each choice's chunks for this step; returns how many tokens they carry."""
+    def _step(
+        encoder: Encoder, choices: list[Choice], start: int, end: int, out: list[bytes]
+    ) -> int:
+        """Appends each choice's chunk of tokens [start, end); returns how many it carries."""
         produced = 0
         for choice in choices:
-            if step == 0 and encoder.chat:
+            if start == 0 and encoder.chat:
                 out.append(encoder.role(choice.index))
-            if step < len(choice.pieces):
-                out.append(encoder.piece(choice.index, choice.pieces[step]))
-                produced += 1
-                if step + 1 == len(choice.pieces):
+            if start < len(choice.pieces):
+                piece = choice.pieces[start:end]
+                out.append(encoder.piece(choice.index, "".join(piece), len(piece)))
+                produced += len(piece)
+                if end >= len(choice.pieces):
                     out.append(encoder.finish(choice.index, choice.finish_reason))
-            elif step == 0:
+            elif start == 0:
                 out.append(encoder.finish(choice.index, choice.finish_reason))
         return produced
 

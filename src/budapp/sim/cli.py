@@ -60,6 +60,14 @@ def serve(  # noqa: PLR0917 (typer: one parameter per option)
     output_tokens_max: Annotated[
         int, _option("Longest completion, tokens.", "OUTPUT_TOKENS_MAX", min=1)
     ] = 16,
+    tokens_per_chunk: Annotated[
+        int,
+        _option(
+            "Tokens per stream chunk after the first (speculative decoding sends several).",
+            "TOKENS_PER_CHUNK",
+            min=1,
+        ),
+    ] = 1,
     failure_rate: Annotated[
         float,
         _option("Fraction of requests that fail (0 to 1).", "FAILURE_RATE", min=0.0, max=1.0),
@@ -116,6 +124,7 @@ def serve(  # noqa: PLR0917 (typer: one parameter per option)
             itl_jitter_ms=itl_jitter_ms,
             output_tokens_min=low,
             output_tokens_max=high,
+            tokens_per_chunk=tokens_per_chunk,
             failure_rate=failure_rate,
             failure_mode=failure_mode,
             failure_status=failure_status,

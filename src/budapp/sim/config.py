@@ -32,6 +32,9 @@ class SimConfig:
     itl_jitter_ms: float = 0.0
     output_tokens_min: int = 16
     output_tokens_max: int = 16
+    # Tokens per stream chunk after the first token (which comes alone): >1 streams as a server
+    # with speculative decoding does, several tokens per event.
+    tokens_per_chunk: int = 1
     failure_rate: float = 0.0
     failure_mode: FailureMode = FailureMode.ERROR
     # The status of an injected failure: 500, or e.g. 503, 529 (Anthropic's "overloaded"), 429.
@@ -65,6 +68,8 @@ class SimConfig:
             problems.append("output_tokens_min must be >= 1")
         if self.output_tokens_max < self.output_tokens_min:
             problems.append("output_tokens_max must be >= output_tokens_min")
+        if self.tokens_per_chunk < 1:
+            problems.append("tokens_per_chunk must be >= 1")
         if not 0.0 <= self.failure_rate <= 1.0:
             problems.append("failure_rate must be between 0 and 1")
         if self.max_concurrency < 0:

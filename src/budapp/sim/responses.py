@@ -110,7 +110,7 @@ class ChunkEncoder:
             }
         )
 
-    def piece(self, index: int, piece: str) -> bytes:
+    def piece(self, index: int, piece: str, tokens: int = 1) -> bytes:  # noqa: ARG002 - counted by usage
         if self.chat:
             choice = {
                 "index": index,

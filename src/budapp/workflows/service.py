@@ -11,7 +11,7 @@ from typing import Any
 from dbos import DBOS
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from budapp.core.auth import Principal
+from budapp.core.auth import Principal, system_scope
 from budapp.core.db import after_commit, utcnow
 from budapp.core.envelope import Page
 from budapp.core.errors import Conflict, Forbidden, NotFound
@@ -111,14 +111,23 @@ class WorkflowService:
     # --- control -----------------------------------------------------------------------------
 
     async def cancel(self, access: WorkflowAccess) -> WorkflowDetail:
-        run = access.run
+        await self.cancel_run(access.run, f"Cancelled by {access.principal.email}")
+        return await self._detail(access.run)
+
+    async def run_of(self, run_id: uuid.UUID) -> WorkflowRun | None:
+        """A run for a domain that has already authorised the caller on its resource."""
+        return await self.repository.get(system_scope(), run_id)
+
+    async def cancel_run(self, run: WorkflowRun, reason: str) -> None:
+        """Cancels a run the caller was authorised for (by `cancel`, or by the domain that
+        owns the run's resource); its definition's `on_cancel` runs in this unit of work."""
         if run.status.finished:
             raise Conflict(f"The workflow has already finished ({run.status.value})")
         await DBOS.cancel_workflow_async(str(run.id))
         now = utcnow()
         run.status = RunStatus.CANCELLED
         run.finished_at = now
-        run.error = f"Cancelled by {access.principal.email}"
+        run.error = reason
         for step in await self.repository.steps(run.id):
             if step.status in {StepStatus.PENDING, StepStatus.RUNNING}:
                 step.status = (
@@ -129,7 +138,6 @@ class WorkflowService:
         if declared is not None and declared.on_cancel is not None:
             await declared.on_cancel(self.session, run)
         await self.session.flush()
-        return await self._detail(run)
 
     async def retry(self, access: WorkflowAccess) -> WorkflowDetail:
         run = access.run
